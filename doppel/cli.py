@@ -1,0 +1,254 @@
+"""The ``doppel`` command: one entry point, a group per part of the pipeline.
+
+Settings are loaded once, lazily (so ``--help`` never needs a config), and passed down. A
+``DoppelError`` anywhere below becomes one red line on stderr and a non-zero exit; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from doppel import __version__
+from doppel.config import Settings, load_settings
+from doppel.errors import DoppelError, RedisUnavailable
+from doppel.logs import setup_logging
+
+err_console = Console(stderr=True)
+
+
+class AppContext:
+    """What every command gets: the config path and, once asked for, the validated settings."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="DOPPEL_CONFIG",
+              help="Path to doppel.toml (default: $DOPPEL_CONFIG, then ./doppel.toml).")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="doppel")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Doppel: a digital clone that replies the way you do.
+
+    Train a LoRA adapter on your own chat history (data, train, eval, adapters), serve it
+    (worker), and put it in your chats (bot, chat). Secrets such as bot tokens come from the
+    environment only: DOPPEL_DISCORD_TOKEN, DOPPEL_TELEGRAM_TOKEN, DOPPEL_REDIS_URL.
+    """
+    setup_logging(verbose)
+    ctx.obj = AppContext(config_path)
+
+
+# -- groups that later parts of the pipeline fill ---------------------------------------------
+
+@cli.group()
+def data() -> None:
+    """Import chat exports (WeChat, QQ, Telegram, Discord, WhatsApp, ShareGPT, blog posts), scrub
+    private data and build training samples."""
+
+
+@cli.group()
+def train() -> None:
+    """Fine-tune a LoRA adapter on the built samples (transformers + peft, CPU or GPU)."""
+
+
+@cli.group(name="eval")
+def eval_() -> None:
+    """Measure how much an adapter sounds like its owner, against the base model."""
+
+
+@cli.group()
+def adapters() -> None:
+    """The adapter registry: list, publish, use, roll back, blend and remove adapters."""
+
+
+# -- worker -------------------------------------------------------------------------------------
+
+@cli.group()
+def worker() -> None:
+    """The inference worker: answers relay requests with the routed adapter."""
+
+
+@worker.command("run")
+@click.option("--burst", is_flag=True, help="Answer what is queued, then exit.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (default from config).")
+@pass_app
+def worker_run(app: AppContext, burst: bool, concurrency: int | None) -> None:
+    """Serve requests until Ctrl-C or SIGTERM (in-flight requests finish first)."""
+    from inference.serve import run_worker
+
+    settings = app.settings
+    overrides = {"concurrency": concurrency} if concurrency else {}
+    answered = run_worker(settings, burst=burst, **overrides)
+    err_console.print(f"worker stopped: {answered} request(s) answered")
+
+
+# -- bots ---------------------------------------------------------------------------------------
+
+@cli.group()
+def bot() -> None:
+    """Chat-platform bots (Discord, Telegram): relay messages to the worker, post replies."""
+
+
+@bot.command("check")
+@pass_app
+def bot_check(app: AppContext) -> None:
+    """Validate the bot settings and that each enabled platform's token is in the environment."""
+    settings = app.settings
+    enabled = [p for p in ("discord", "telegram") if getattr(settings, p).enabled]
+    if not enabled:
+        raise DoppelError(f"{settings.source}: no platform is enabled (set discord.enabled or telegram.enabled = true)")
+    for platform in enabled:
+        settings.token(platform)
+    click.echo(f"bot '{settings.bot.name}': {', '.join(enabled)} configured; tokens present")
+
+
+# -- chat, demo, status ---------------------------------------------------------------------------
+
+def _run_chat(settings: Settings, *, with_worker: bool, timeout_s: float) -> None:
+    from bot.terminal import chat
+    from doppel.redis_server import redis_url
+    from inference.serve import async_redis, build_worker
+
+    console = Console(highlight=False)
+    with redis_url(settings) as url:
+        async def main() -> int:
+            redis = async_redis(url)
+            worker_task = None
+            if with_worker:
+                local = build_worker(settings, url)
+                worker_task = asyncio.create_task(local.run())
+            elif not await _live_workers(redis, settings):
+                err_console.print("[yellow]no worker is running: start one with `doppel worker run`[/]")
+            try:
+                return await chat(settings, redis, console, reply_timeout_s=timeout_s)
+            finally:
+                if worker_task is not None:
+                    local.stop()
+                    await worker_task
+                await redis.aclose()
+
+        missing = asyncio.run(main())
+    if missing:
+        raise DoppelError(f"{missing} message(s) got no reply within {timeout_s:.0f}s")
+
+
+async def _live_workers(redis, settings: Settings) -> int:
+    from doppel.relay import Keys
+
+    return len([key async for key in redis.scan_iter(match=Keys(settings.redis.prefix).heartbeat_pattern("worker"))])
+
+
+@cli.command("chat")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+              help="Seconds to wait for each reply.")
+@pass_app
+def chat_cmd(app: AppContext, timeout_s: float) -> None:
+    """Chat with the clone in this terminal, through the relay (needs a running worker)."""
+    _run_chat(app.settings, with_worker=False, timeout_s=timeout_s)
+
+
+@cli.command()
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+              help="Seconds to wait for each reply.")
+@pass_app
+def demo(app: AppContext, timeout_s: float) -> None:
+    """Everything on the embedded defaults: Redis, a worker and a terminal chat, no tokens needed.
+
+    For now the worker runs the echo engine; the offline training demo replaces it.
+    """
+    settings = app.settings
+    err_console.print(f"Doppel demo — data in {settings.data_dir}; engine: {settings.worker.engine}. "
+                      "Type a message; Ctrl-D to quit.")
+    _run_chat(settings, with_worker=True, timeout_s=timeout_s)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--require", type=click.Choice(["worker", "bot"]), multiple=True,
+              help="Exit 1 unless at least one live component of this kind exists (health checks).")
+@pass_app
+def status(app: AppContext, as_json: bool, require: tuple[str, ...]) -> None:
+    """Workers, bots, queue depth and pending requests, read from Redis."""
+    import redis as redis_lib
+
+    from doppel.health import read_status
+    from doppel.redis_server import ping, socket_path_for
+    from doppel.relay import Keys
+
+    settings = app.settings
+    url = settings.redis.url or f"unix://{socket_path_for(Path(settings.data_dir) / 'redis')}"
+    if not ping(url, timeout_s=settings.redis.connect_timeout_s):
+        where = "the configured Redis" if settings.redis.url else f"the embedded Redis (data dir {settings.data_dir})"
+        raise RedisUnavailable(f"{where} is not running; start a worker (`doppel worker run`) or `doppel demo`")
+    client = redis_lib.Redis.from_url(url, decode_responses=True)
+    try:
+        report = read_status(client, Keys(settings.redis.prefix))
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        _print_status(report)
+    for kind in require:
+        if not (report.workers if kind == "worker" else report.bots):
+            raise DoppelError(f"no live {kind}")
+
+
+def _print_status(report) -> None:
+    console = Console()
+    now = time.time()
+    table = Table(title="components", title_justify="left")
+    for column in ("kind", "name", "host/pid", "up", "detail"):
+        table.add_column(column)
+    for kind, items in (("worker", report.workers), ("bot", report.bots)):
+        for name, info in sorted(items.items()):
+            detail = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("host", "pid", "started_at", "seen_at"))
+            table.add_row(kind, name, f"{info.get('host')}/{info.get('pid')}",
+                          f"{now - info.get('started_at', now):.0f}s", detail)
+    if not report.workers and not report.bots:
+        table.add_row("-", "(none alive)", "", "", "")
+    console.print(table)
+    console.print(f"queued: {report.queued}   pending: {report.pending}   dead letters: {report.dead_letters}")
+    for name, count in sorted(report.pending_by_worker.items()):
+        console.print(f"  pending at {name}: {count}")
+    for name, count in sorted(report.replies_unposted.items()):
+        console.print(f"  replies not yet posted by bot {name}: {count}")
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DoppelError as exc:
+        err_console.print(f"[red]doppel: error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,111 @@
+"""Heartbeats and the status report.
+
+Each worker and bot refreshes an expiring key with a small JSON status; a component whose key
+has expired is gone. ``read_status`` gathers heartbeats, queue depth and pending counts for
+``doppel status`` (and for health checks in containers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from doppel.errors import Kind, classify
+from doppel.relay import Keys
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Refreshes ``key`` every ``interval_s`` with ``info()`` plus host, pid and times."""
+
+    def __init__(self, redis, key: str, *, interval_s: float, ttl_s: float, info: Callable[[], dict] = dict):
+        self.redis = redis
+        self.key = key
+        self.interval_s = interval_s
+        self.ttl_ms = int(ttl_s * 1000)
+        self.info = info
+        self.started_at = time.time()
+        self._task: asyncio.Task | None = None
+
+    async def beat(self) -> None:
+        payload = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
+                   "seen_at": time.time(), **self.info()}
+        await self.redis.set(self.key, json.dumps(payload), px=self.ttl_ms)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except Exception as exc:  # boundary: a missed beat must not stop the component
+                if classify(exc) is Kind.TRANSIENT:
+                    log.warning("heartbeat %s: Redis unavailable (%s)", self.key, exc)
+                else:
+                    log.exception("heartbeat %s failed", self.key)
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"heartbeat:{self.key}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.redis.delete(self.key)
+        except Exception as exc:  # boundary: shutting down with Redis gone is fine
+            log.debug("could not remove heartbeat %s: %s", self.key, exc)
+
+
+@dataclass
+class Status:
+    workers: dict[str, dict] = field(default_factory=dict)
+    bots: dict[str, dict] = field(default_factory=dict)
+    queued: int = 0          # requests not yet read by any worker
+    pending: int = 0         # requests read by a worker and not yet answered
+    pending_by_worker: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    replies_unposted: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _decode(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def read_status(redis, keys: Keys) -> Status:
+    """Everything ``doppel status`` prints, read with a synchronous client."""
+    status = Status()
+    for key in redis.scan_iter(match=keys.heartbeat_pattern(), count=500):
+        key = _decode(key)
+        raw = redis.get(key)
+        if raw is None:
+            continue
+        role, name = keys.heartbeat_name(key)
+        info = json.loads(raw)
+        (status.workers if role == "worker" else status.bots)[name] = info
+    if redis.exists(keys.requests):
+        length = redis.xlen(keys.requests)
+        groups = {_decode(g["name"]): g for g in redis.xinfo_groups(keys.requests)}
+        group = groups.get(keys.workers_group)
+        status.pending = int(group["pending"]) if group else 0
+        # Answered requests are deleted from the stream, so what remains is queued or pending.
+        status.queued = max(0, length - status.pending)
+        if group:
+            for consumer in redis.xinfo_consumers(keys.requests, keys.workers_group):
+                if int(consumer["pending"]):
+                    status.pending_by_worker[_decode(consumer["name"])] = int(consumer["pending"])
+    status.dead_letters = redis.xlen(keys.dead_letter) if redis.exists(keys.dead_letter) else 0
+    for stream in redis.scan_iter(match=keys.reply_streams_pattern(), count=500):
+        stream = _decode(stream)
+        status.replies_unposted[keys.bot_of_replies(stream)] = redis.xlen(stream)
+    return status

@@ -1,0 +1,4 @@
+"""Inference: the worker that answers relay requests with a fine-tuned model.
+
+Kept import-light: engines that need torch or vLLM are imported only when chosen.
+"""

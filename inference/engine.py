@@ -1,0 +1,63 @@
+"""The engine interface the worker talks to, the echo engine, and the factory that picks one.
+
+An engine turns one request into the parts of a reply. The echo engine needs no model: it
+returns a deterministic transform of the request, so the relay can be tested and measured alone.
+Model-backed engines (vLLM, transformers+peft) implement the same three methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from doppel.errors import ConfigError
+from doppel.relay import Request
+
+# The burst separator: between consecutive short messages of one speaker (DESIGN.md, Inference).
+BURST_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class Generation:
+    parts: tuple[str, ...]
+    adapter: str = ""
+
+
+class Engine(Protocol):
+    name: str
+
+    async def startup(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    async def generate(self, request: Request) -> Generation: ...
+
+
+class EchoEngine:
+    """Replies ``echo: <text>``, one part per burst segment of the input, after ``delay_ms``."""
+
+    name = "echo"
+
+    def __init__(self, delay_ms: float = 0.0):
+        self.delay_ms = delay_ms
+
+    async def startup(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def generate(self, request: Request) -> Generation:
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
+        segments = [s for s in request.text.split(BURST_SEPARATOR) if s.strip()] or [""]
+        return Generation(parts=tuple(f"echo: {s}" for s in segments), adapter="echo")
+
+
+def create_engine(settings) -> Engine:
+    """The engine named by ``settings.worker.engine``."""
+    name = settings.worker.engine
+    if name == "echo":
+        return EchoEngine(delay_ms=settings.worker.echo_delay_ms)
+    raise ConfigError(f"{settings.source}: worker.engine = {name!r}: no such engine (allowed: echo)")

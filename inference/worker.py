@@ -1,0 +1,313 @@
+"""The worker: a plain async loop that answers relay requests.
+
+It reads the request stream through the workers' consumer group, runs up to ``concurrency``
+requests at once (one at a time per channel, so a channel's replies are produced in order),
+and writes each reply, acks and deletes its request in one transaction: a request is acked only
+once its reply exists. Requests held by a worker that stopped heartbeating, or idle past
+``reclaim_idle_s``, are claimed by another. Malformed requests go to the dead-letter stream.
+
+``run(burst=True)`` drains what is queued and returns, for tests and batch jobs. ``startup`` and
+``shutdown`` own the engine and the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from doppel.errors import DoppelError, Kind, classify
+from doppel.health import Heartbeat
+from doppel.relay import BadMessage, Keys, Reply, Request, bot_of
+from inference.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF_S = 5.0
+_RECLAIM_BATCH = 100
+_DEAD_LETTER_MAXLEN = 100_000
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str
+    concurrency: int = 16
+    read_batch: int = 64
+    read_block_ms: int = 1000
+    reclaim_idle_s: float = 30.0
+    reclaim_interval_s: float = 5.0
+    max_text_chars: int = 16_000
+    heartbeat_interval_s: float = 5.0
+    heartbeat_ttl_s: float = 15.0
+    shutdown_grace_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> WorkerOptions:
+        w, r = settings.worker, settings.relay
+        values = dict(
+            name=settings.worker_name(), concurrency=w.concurrency, read_batch=w.read_batch,
+            read_block_ms=w.read_block_ms, reclaim_idle_s=w.reclaim_idle_s,
+            reclaim_interval_s=w.reclaim_interval_s, max_text_chars=r.max_text_chars,
+            heartbeat_interval_s=r.heartbeat_interval_s, heartbeat_ttl_s=r.heartbeat_ttl_s,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+class Worker:
+    def __init__(self, redis, engine: Engine, keys: Keys, options: WorkerOptions):
+        self.redis = redis  # redis.asyncio.Redis with decode_responses=True
+        self.engine = engine
+        self.keys = keys
+        self.options = options
+        self.name = options.name
+        self.processed = 0
+        self.rejected = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._in_flight: set[str] = set()  # stream entry ids this worker holds
+        self._channel_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._stopping = asyncio.Event()
+        self._last_reclaim = 0.0
+        self.heartbeat = Heartbeat(
+            redis, keys.heartbeat("worker", self.name), interval_s=options.heartbeat_interval_s,
+            ttl_s=options.heartbeat_ttl_s, info=self._heartbeat_info,
+        )
+        self._lease_task: asyncio.Task | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def startup(self) -> None:
+        await self._ensure_group()
+        await self.engine.startup()
+        await self.heartbeat.beat()  # visible before the first read, so no one reclaims from us
+        self.heartbeat.start()
+        self._lease_task = asyncio.create_task(self._renew_leases(), name="worker:leases")
+        log.info("worker %s started (engine %s, concurrency %d)", self.name, self.engine.name, self.options.concurrency)
+
+    async def shutdown(self) -> None:
+        if self._tasks:
+            _, still_running = await asyncio.wait(self._tasks, timeout=self.options.shutdown_grace_s)
+            for task in still_running:  # left pending in Redis: another worker will reclaim them
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+        await self.heartbeat.stop()
+        await self.engine.shutdown()
+        log.info("worker %s stopped after %d requests", self.name, self.processed)
+
+    def stop(self) -> None:
+        """Ask ``run`` to finish: no new reads; in-flight requests complete (within the grace time)."""
+        self._stopping.set()
+
+    async def run(self, *, burst: bool = False) -> int:
+        """Serve until ``stop()`` (or, with ``burst``, until the queue is drained). Returns requests answered."""
+        await self.startup()
+        try:
+            await self._loop(burst)
+        finally:
+            await self.shutdown()
+        return self.processed
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def _loop(self, burst: bool) -> None:
+        backoff_s = 0.05
+        while not self._stopping.is_set():
+            try:
+                if burst or time.monotonic() - self._last_reclaim >= self.options.reclaim_interval_s:
+                    self._last_reclaim = time.monotonic()
+                    for entry_id, fields in await self.reclaim():
+                        self._dispatch(entry_id, fields)
+                free = self.options.concurrency - len(self._tasks)
+                if free <= 0:
+                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                entries = await self._read(min(free, self.options.read_batch), burst)
+                if not entries:
+                    if burst:
+                        if self._tasks:
+                            await asyncio.wait(self._tasks)
+                            continue
+                        return
+                    continue
+                for entry_id, fields in entries:
+                    self._dispatch(entry_id, fields)
+                backoff_s = 0.05
+            except Exception as exc:  # boundary: the loop outlives Redis restarts and bugs alike
+                if _is_nogroup(exc):
+                    await self._ensure_group()
+                    continue
+                if classify(exc) is Kind.TRANSIENT:
+                    log.warning("worker %s: Redis unavailable (%s); retrying in %.2fs", self.name, exc, backoff_s)
+                else:
+                    log.exception("worker %s: unexpected error in the read loop", self.name)
+                await self._sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    async def _read(self, count: int, burst: bool) -> list[tuple[str, dict]]:
+        response = await self.redis.xreadgroup(
+            self.keys.workers_group, self.name, {self.keys.requests: ">"}, count=count,
+            block=None if burst else self.options.read_block_ms,
+        )
+        return response[0][1] if response else []
+
+    def _dispatch(self, entry_id: str, fields: dict | None) -> None:
+        self._in_flight.add(entry_id)
+        task = asyncio.create_task(self._handle(entry_id, fields or {}))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, entry_id: str, fields: dict) -> None:
+        try:
+            try:
+                request = Request.from_fields(fields, max_text_chars=self.options.max_text_chars)
+            except BadMessage as exc:
+                await self._reject(entry_id, fields, str(exc))
+                return
+            async with self._channel_turn(request.channel):
+                reply, failure = await self._generate(request)
+                await self._finish(entry_id, request.bot, reply, dead_letter=failure and {**fields, "reason": failure})
+        except Exception as exc:  # boundary: the request stays pending in Redis and is reclaimed
+            if classify(exc) is Kind.TRANSIENT:
+                log.warning("worker %s: left %s pending for another worker (%s)", self.name, entry_id, exc)
+            else:
+                log.exception("worker %s: could not answer %s", self.name, entry_id)
+        finally:
+            self._in_flight.discard(entry_id)
+
+    async def _generate(self, request: Request) -> tuple[Reply, str | None]:
+        started = time.perf_counter()
+        common = dict(request_id=request.id, channel=request.channel, worker=self.name, reply_to=request.reply_to)
+        try:
+            generation = await self.engine.generate(request)
+        except DoppelError as exc:
+            log.warning("request %s: %s", request.id, exc)
+            return Reply(status="error", reason=str(exc), **common), str(exc)
+        except Exception:  # boundary: one bad generation must not take the worker down
+            log.exception("request %s: engine %s failed", request.id, self.engine.name)
+            return Reply(status="error", reason="the engine failed; see the worker log", **common), "engine failed"
+        gen_ms = (time.perf_counter() - started) * 1000
+        return Reply(status="ok", parts=generation.parts, adapter=generation.adapter, gen_ms=gen_ms, **common), None
+
+    async def _reject(self, entry_id: str, fields: dict, reason: str) -> None:
+        self.rejected += 1
+        log.warning("request %s rejected: %s", entry_id, reason)
+        bot = bot_of(fields)
+        reply = None
+        if bot and fields.get("id") and fields.get("channel"):
+            # Tell the bot, so it does not hold later replies of that channel waiting for this one.
+            reply = Reply(request_id=fields["id"][:200], channel=fields["channel"][:500], status="rejected",
+                          reason=reason, worker=self.name)
+        dead = {k[:100]: v[:2000] for k, v in list(fields.items())[:50]}  # bounded copy of garbage
+        await self._finish(entry_id, bot, reply, dead_letter={**dead, "reason": reason}, count=False)
+
+    async def _finish(self, entry_id: str, bot: str | None, reply: Reply | None, *,
+                      dead_letter: dict | None = None, count: bool = True) -> None:
+        """Write the reply (and dead letter), ack and delete the request: all or nothing."""
+        backoff_s = 0.05
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    if dead_letter:
+                        pipe.xadd(self.keys.dead_letter, {**dead_letter, "worker": self.name, "entry": entry_id},
+                                  maxlen=_DEAD_LETTER_MAXLEN, approximate=True)
+                    if bot and reply is not None:
+                        pipe.xadd(self.keys.replies(bot), reply.to_fields())
+                    pipe.xack(self.keys.requests, self.keys.workers_group, entry_id)
+                    pipe.xdel(self.keys.requests, entry_id)
+                    await pipe.execute()
+                if count:
+                    self.processed += 1
+                return
+            except Exception as exc:
+                if classify(exc) is not Kind.TRANSIENT or self._stopping.is_set():
+                    raise  # the request stays pending; a live worker reclaims it
+                log.warning("worker %s: cannot write reply for %s (%s); retrying", self.name, entry_id, exc)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    @contextlib.asynccontextmanager
+    async def _channel_turn(self, channel: str) -> AsyncIterator[None]:
+        """One request per channel at a time, in arrival order (asyncio.Lock wakes waiters FIFO)."""
+        lock, users = self._channel_locks.get(channel, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._channel_locks[channel] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._channel_locks[channel]
+            if users == 1:
+                del self._channel_locks[channel]
+            else:
+                self._channel_locks[channel] = (lock, users - 1)
+
+    # -- reclaiming other workers' requests ----------------------------------------------------
+    async def reclaim(self) -> list[tuple[str, dict]]:
+        """Claim requests of workers whose heartbeat expired, then any request idle too long."""
+        claimed: list[tuple[str, dict]] = []
+        for consumer in await self.redis.xinfo_consumers(self.keys.requests, self.keys.workers_group):
+            name, pending = consumer["name"], int(consumer["pending"])
+            if name == self.name:
+                continue
+            alive = await self.redis.exists(self.keys.heartbeat("worker", name))
+            if alive:
+                continue
+            if pending == 0:
+                await self.redis.xgroup_delconsumer(self.keys.requests, self.keys.workers_group, name)
+                continue
+            entries = await self.redis.xpending_range(
+                self.keys.requests, self.keys.workers_group, min="-", max="+",
+                count=_RECLAIM_BATCH, consumername=name,
+            )
+            ids = [entry["message_id"] for entry in entries]
+            if ids:
+                claimed += await self.redis.xclaim(self.keys.requests, self.keys.workers_group, self.name,
+                                                   min_idle_time=0, message_ids=ids)
+                log.warning("worker %s: took %d request(s) from stopped worker %s", self.name, len(ids), name)
+        response = await self.redis.xautoclaim(
+            self.keys.requests, self.keys.workers_group, self.name,
+            min_idle_time=int(self.options.reclaim_idle_s * 1000), start_id="0-0", count=_RECLAIM_BATCH,
+        )
+        claimed += response[1]
+        # Entries deleted while pending come back empty; nothing is left to answer for them.
+        return [(entry_id, fields) for entry_id, fields in claimed
+                if entry_id and entry_id not in self._in_flight]
+
+    async def _renew_leases(self) -> None:
+        """Reset the idle time of held requests so slow generations are not reclaimed."""
+        interval_s = self.options.reclaim_idle_s / 3
+        while True:
+            await asyncio.sleep(interval_s)
+            ids = list(self._in_flight)
+            if not ids:
+                continue
+            try:
+                # min idle: only our own entries are that idle; a fresh claim by another is left alone.
+                await self.redis.xclaim(self.keys.requests, self.keys.workers_group, self.name,
+                                        min_idle_time=int(interval_s * 500), message_ids=ids, justid=True)
+            except Exception as exc:  # boundary: a missed renewal only risks a duplicate reply
+                log.warning("worker %s: lease renewal failed (%s)", self.name, exc)
+
+    # -- helpers -------------------------------------------------------------------------------
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.requests, self.keys.workers_group, id="0", mkstream=True)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _heartbeat_info(self) -> dict:
+        return {"engine": self.engine.name, "processed": self.processed, "rejected": self.rejected,
+                "in_flight": len(self._in_flight), "concurrency": self.options.concurrency}
+
+
+def _is_nogroup(exc: Exception) -> bool:
+    return "NOGROUP" in str(exc)
