@@ -8,6 +8,7 @@ has expired is gone. ``read_status`` gathers heartbeats, queue depth and pending
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,8 @@ class Heartbeat:
         self.info = info
         self.started_at = time.time()
         self._task: asyncio.Task | None = None
+        # An event rather than cancel(): redis-py may swallow a cancellation that lands mid-command.
+        self._stop = asyncio.Event()
 
     async def beat(self) -> None:
         payload = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
@@ -40,7 +43,7 @@ class Heartbeat:
         await self.redis.set(self.key, json.dumps(payload), px=self.ttl_ms)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.beat()
             except Exception as exc:  # boundary: a missed beat must not stop the component
@@ -48,15 +51,16 @@ class Heartbeat:
                     log.warning("heartbeat %s: Redis unavailable (%s)", self.key, exc)
                 else:
                     log.exception("heartbeat %s failed", self.key)
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"heartbeat:{self.key}")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stop.set()
+            await asyncio.wait_for(asyncio.gather(self._task, return_exceptions=True), 10)
             self._task = None
         try:
             await self.redis.delete(self.key)

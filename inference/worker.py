@@ -76,6 +76,7 @@ class Worker:
             ttl_s=options.heartbeat_ttl_s, info=self._heartbeat_info,
         )
         self._lease_task: asyncio.Task | None = None
+        self._leases_done = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -93,8 +94,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
         if self._lease_task is not None:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
+            self._leases_done.set()
+            await asyncio.wait_for(asyncio.gather(self._lease_task, return_exceptions=True), 10)
         await self.heartbeat.stop()
         await self.engine.shutdown()
         log.info("worker %s stopped after %d requests", self.name, self.processed)
@@ -280,10 +281,11 @@ class Worker:
     async def _renew_leases(self) -> None:
         """Reset the idle time of held requests so slow generations are not reclaimed."""
         interval_s = self.options.reclaim_idle_s / 3
-        while True:
-            await asyncio.sleep(interval_s)
+        while not self._leases_done.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._leases_done.wait(), interval_s)
             ids = list(self._in_flight)
-            if not ids:
+            if not ids or self._leases_done.is_set():
                 continue
             try:
                 # min idle: only our own entries are that idle; a fresh claim by another is left alone.

@@ -1,0 +1,202 @@
+"""The worker loop against a real Redis: answers, ordering, bad input, reclaim and leases."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from doppel.errors import EngineError
+from doppel.relay import Reply
+from inference.engine import EchoEngine, Generation
+
+
+def replies(sync_redis, keys, bot="b1") -> list[Reply]:
+    return [Reply.from_fields(fields) for _, fields in sync_redis.xrange(keys.replies(bot))]
+
+
+async def queue(aredis, keys, requests) -> None:
+    for request in requests:
+        await aredis.xadd(keys.requests, request.to_fields())
+
+
+class RecordingEngine(EchoEngine):
+    """Echo with random delays that records how many generations overlap, overall and per channel."""
+
+    def __init__(self, max_delay_ms: float = 30.0, fail_on: str | None = None):
+        super().__init__()
+        self.max_delay_ms = max_delay_ms
+        self.fail_on = fail_on
+        self.active: dict[str, int] = {}
+        self.max_total = 0
+        self.max_per_channel = 0
+
+    async def generate(self, request):
+        if request.text == self.fail_on:
+            raise RuntimeError("boom")
+        if request.text == "user-error":
+            raise EngineError("adapter 'x' is missing")
+        self.active[request.channel] = self.active.get(request.channel, 0) + 1
+        self.max_total = max(self.max_total, sum(self.active.values()))
+        self.max_per_channel = max(self.max_per_channel, self.active[request.channel])
+        await asyncio.sleep(random.uniform(0, self.max_delay_ms) / 1000)
+        self.active[request.channel] -= 1
+        return Generation(parts=(f"echo: {request.text}",), adapter="rec")
+
+
+async def test_burst_answers_everything_and_acks(aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request(f"m{i}") for i in range(20)])
+    worker = make_worker(redis_url)
+    assert await worker.run(burst=True) == 20
+    got = replies(sync_redis, keys)
+    assert sorted(r.parts[0] for r in got) == sorted(f"echo: m{i}" for i in range(20))
+    assert all(r.status == "ok" and r.worker == "w1" for r in got)
+    assert sync_redis.xlen(keys.requests) == 0  # answered requests are deleted
+    assert sync_redis.xpending(keys.requests, keys.workers_group)["pending"] == 0
+
+
+async def test_echo_splits_bursts(aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request("first\n\nsecond\n\n\n\nthird")])
+    await make_worker(redis_url).run(burst=True)
+    assert replies(sync_redis, keys)[0].parts == ("echo: first", "echo: second", "echo: third")
+
+
+async def test_channels_run_concurrently_but_each_channel_in_order(aredis, sync_redis, keys, redis_url,
+                                                                      make_worker, make_request):
+    requests = [make_request(f"{c}-{i}", channel=f"test:{c}") for i in range(8) for c in "abcde"]
+    await queue(aredis, keys, requests)
+    engine = RecordingEngine()
+    await make_worker(redis_url, engine, concurrency=8).run(burst=True)
+    assert engine.max_total > 1, "channels should overlap"
+    assert engine.max_per_channel == 1, "one channel must never run two generations at once"
+    by_channel: dict[str, list[str]] = {}
+    for reply in replies(sync_redis, keys):
+        by_channel.setdefault(reply.channel, []).append(reply.parts[0])
+    for c in "abcde":
+        assert by_channel[f"test:{c}"] == [f"echo: {c}-{i}" for i in range(8)]
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda f: f.pop("channel"), "missing field channel"),
+    (lambda f: f.update(colour="red"), "unknown field colour"),
+    (lambda f: f.update(v="99"), "schema version '99'"),
+    (lambda f: f.update(text="x" * 1_000_000), "limit is"),
+    (lambda f: f.update(chat_type="room"), "chat_type"),
+    (lambda f: f.update(sent_at="yesterday"), "sent_at"),
+])
+async def test_bad_requests_go_to_dead_letter_without_hurting_neighbours(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, mutate, reason, caplog):
+    bad = make_request("bad").to_fields()
+    mutate(bad)
+    await aredis.xadd(keys.requests, make_request("before").to_fields())
+    await aredis.xadd(keys.requests, bad)
+    await aredis.xadd(keys.requests, make_request("after").to_fields())
+    worker = make_worker(redis_url)
+    assert await worker.run(burst=True) == 2
+    assert worker.rejected == 1
+    ok = [r.parts[0] for r in replies(sync_redis, keys) if r.status == "ok"]
+    assert ok == ["echo: before", "echo: after"]
+    dead = sync_redis.xrange(keys.dead_letter)
+    assert len(dead) == 1 and reason in dead[0][1]["reason"]
+    assert all(len(v) <= 2000 for v in dead[0][1].values()), "dead letters keep a bounded copy"
+    assert sync_redis.xlen(keys.requests) == 0
+    assert reason in caplog.text
+
+
+async def test_rejected_request_tells_the_bot(aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    bad = make_request("bad").to_fields()
+    bad["v"] = "0"
+    await aredis.xadd(keys.requests, bad)
+    await make_worker(redis_url).run(burst=True)
+    [reply] = replies(sync_redis, keys)
+    assert reply.status == "rejected" and reply.request_id == bad["id"] and "schema version" in reply.reason
+
+
+async def test_engine_failure_is_an_error_reply_and_the_worker_goes_on(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request("boom"), make_request("user-error"), make_request("fine")])
+    worker = make_worker(redis_url, RecordingEngine(fail_on="boom"))
+    assert await worker.run(burst=True) == 3
+    by_text = {r.request_id: r for r in replies(sync_redis, keys)}
+    statuses = sorted(r.status for r in by_text.values())
+    assert statuses == ["error", "error", "ok"]
+    assert any("adapter 'x' is missing" in r.reason for r in by_text.values())
+    assert sync_redis.xlen(keys.dead_letter) == 2
+
+
+async def test_requests_of_a_worker_without_heartbeat_are_taken_at_once(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request(f"m{i}") for i in range(3)])
+    await aredis.xgroup_create(keys.requests, keys.workers_group, id="0", mkstream=True)
+    # A worker read them and died: they are pending at "ghost", which has no heartbeat key.
+    await aredis.xreadgroup(keys.workers_group, "ghost", {keys.requests: ">"}, count=10)
+    worker = make_worker(redis_url, reclaim_idle_s=3600)
+    assert await worker.run(burst=True) == 3
+    assert {r.parts[0] for r in replies(sync_redis, keys)} == {"echo: m0", "echo: m1", "echo: m2"}
+    consumers = {c["name"] for c in sync_redis.xinfo_consumers(keys.requests, keys.workers_group)}
+    assert "ghost" not in consumers
+
+
+async def test_live_workers_requests_are_reclaimed_only_after_idle_timeout(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request("stuck")])
+    await aredis.xgroup_create(keys.requests, keys.workers_group, id="0", mkstream=True)
+    await aredis.xreadgroup(keys.workers_group, "slow", {keys.requests: ">"}, count=10)
+    await aredis.set(keys.heartbeat("worker", "slow"), "{}", px=60_000)  # alive, but hung
+    assert await make_worker(redis_url, reclaim_idle_s=60).run(burst=True) == 0
+    await asyncio.sleep(0.3)
+    assert await make_worker(redis_url, name="w2", reclaim_idle_s=0.2).run(burst=True) == 1
+
+
+async def test_lease_renewal_keeps_a_slow_generation_from_being_reclaimed(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request("slow")])
+    slow = make_worker(redis_url, EchoEngine(delay_ms=1500), name="slow", reclaim_idle_s=0.6)
+    task = asyncio.create_task(slow.run(burst=True))
+    await asyncio.sleep(1.0)  # past reclaim_idle_s, but leases were renewed every 0.2 s
+    thief = make_worker(redis_url, name="thief", reclaim_idle_s=0.6)
+    assert await thief.run(burst=True) == 0
+    assert await task == 1
+    assert [r.worker for r in replies(sync_redis, keys)] == ["slow"]
+
+
+async def test_stop_lets_in_flight_requests_finish(aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    worker = make_worker(redis_url, EchoEngine(delay_ms=300))
+    task = asyncio.create_task(worker.run())
+    await queue(aredis, keys, [make_request("a", channel="test:1"), make_request("b", channel="test:2")])
+    for _ in range(100):
+        if len(worker._in_flight) == 2:
+            break
+        await asyncio.sleep(0.01)
+    worker.stop()
+    assert await asyncio.wait_for(task, 5) == 2
+    assert len(replies(sync_redis, keys)) == 2
+    assert not sync_redis.exists(keys.heartbeat("worker", "w1")), "a stopped worker removes its heartbeat"
+
+
+async def test_worker_survives_a_redis_restart(make_redis_server, keys, make_worker, make_request):
+    server = make_redis_server()
+    worker = make_worker(server.url)
+    task = asyncio.create_task(worker.run())
+    from inference.serve import async_redis
+
+    client = async_redis(server.url)
+    await queue(client, keys, [make_request("before")])
+    for _ in range(200):
+        if worker.processed == 1:
+            break
+        await asyncio.sleep(0.01)
+    server.stop()
+    await asyncio.sleep(0.5)  # the worker sees connection errors and backs off
+    server.start()
+    await queue(client, keys, [make_request("after")])
+    for _ in range(500):
+        if worker.processed == 2:
+            break
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+    texts = [Reply.from_fields(f).parts[0] for _, f in await client.xrange(keys.replies("b1"))]
+    await client.aclose()
+    assert texts == ["echo: before", "echo: after"]
