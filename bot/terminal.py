@@ -12,8 +12,8 @@ import getpass
 import sys
 import time
 
-from doppel.relay import Reply, Request
 from bot.relay_client import RelayClient
+from doppel.relay import Reply, Request
 
 BOT_NAME = "terminal"
 
@@ -57,8 +57,8 @@ async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user
             ))
             sent += 1
             if interactive:
-                await _wait_for(lambda: client.finished >= sent, reply_timeout_s)
-        await _wait_for(lambda: client.finished >= sent, reply_timeout_s)
+                await _wait_for(client, sent, reply_timeout_s)
+        await _wait_for(client, sent, reply_timeout_s)
     finally:
         client.stop()
         await delivery
@@ -66,7 +66,8 @@ async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user
     return sent - client.finished
 
 
-async def _wait_for(condition, timeout_s: float) -> None:
+async def _wait_for(client: RelayClient, replies: int, timeout_s: float) -> None:
+    """Until ``replies`` replies have been handled (or the timeout)."""
     deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
+    while client.finished < replies and time.monotonic() < deadline:
         await asyncio.sleep(0.02)

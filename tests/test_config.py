@@ -68,7 +68,7 @@ def test_bad_config_is_one_clear_line(tmp_path, toml, expected):
 
 
 def test_missing_config_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="does-not-exist.toml does not exist"):
+    with pytest.raises(ConfigError, match=r"does-not-exist\.toml does not exist"):
         load_settings(tmp_path / "does-not-exist.toml", env={})
 
 

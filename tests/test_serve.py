@@ -59,7 +59,8 @@ async def test_sigkilled_worker_request_is_finished_by_another_and_posted_once(
         rescuer = start_worker(tmp_path, redis_url, "rescuer", delay_ms=0)
         await wait_until(lambda: _true(len(posted) == 1), timeout_s=20)
         await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
-        assert [(r.request_id, r.worker, r.parts) for r in posted] == [(request_id, "rescuer", ("echo: are you there?",))]
+        expected = [(request_id, "rescuer", ("echo: are you there?",))]
+        assert [(r.request_id, r.worker, r.parts) for r in posted] == expected
         assert await aredis.xlen(keys.requests) == 0
     finally:
         client.stop()
