@@ -233,7 +233,8 @@ def _print_status(report) -> None:
     for name, count in sorted(report.pending_by_worker.items()):
         console.print(f"  pending at {name}: {count}")
     for name, count in sorted(report.replies_unposted.items()):
-        console.print(f"  replies not yet posted by bot {name}: {count}")
+        if count:
+            console.print(f"  replies not yet posted by bot {name}: {count}")
 
 
 def main() -> None:

