@@ -13,9 +13,7 @@ from typing import Protocol
 
 from doppel.errors import ConfigError
 from doppel.relay import Request
-
-# The burst separator: between consecutive short messages of one speaker (DESIGN.md, Inference).
-BURST_SEPARATOR = "\n\n"
+from inference.prompt import split_burst
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class EchoEngine:
     async def generate(self, request: Request) -> Generation:
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)
-        segments = [s for s in request.text.split(BURST_SEPARATOR) if s.strip()] or [""]
+        segments = split_burst(request.text) or [""]
         return Generation(parts=tuple(f"echo: {s}" for s in segments), adapter="echo")
 
 
