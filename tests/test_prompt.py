@@ -37,7 +37,7 @@ def test_prompts_of_a_growing_conversation_share_their_prefix_up_to_the_stamp():
     before = build_messages("P", turns[:-1], group=True)
     after = build_messages("P", turns, group=True)
     shared = 0
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=False):
         if a != b:
             break
         shared += 1
