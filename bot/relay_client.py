@@ -35,18 +35,20 @@ class _Held:
     since: float = field(default_factory=time.monotonic)
     attempts: int = 0
     retry_at: float = 0.0
+    claimed: bool = False  # this client holds the posted key for a post that failed and awaits retry
 
 
 class RelayClient:
     def __init__(self, redis, keys: Keys, bot: str, *, order_wait_s: float = 120.0,
                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, heartbeat_interval_s: float = 5.0,
-                 heartbeat_ttl_s: float = 15.0, read_block_ms: int = 500):
+                 heartbeat_ttl_s: float = 15.0, read_block_ms: int = 500, retry_base_s: float = 1.0):
         self.redis = redis  # redis.asyncio.Redis with decode_responses=True
         self.keys = keys
         self.bot = bot
         self.order_wait_s = order_wait_s
         self.max_text_chars = max_text_chars
         self.read_block_ms = read_block_ms
+        self.retry_base_s = retry_base_s  # a failed post is retried after retry_base_s * 2**attempts
         self.posted = 0
         self.finished = 0  # replies handled for the first time, posted or not (rejected, failed)
         self.duplicates = 0
@@ -65,13 +67,16 @@ class RelayClient:
         return cls(redis, Keys(settings.redis.prefix), bot or settings.bot.name, **values)
 
     async def startup(self) -> None:
+        await self._ensure_group()
+        self.heartbeat.start()
+
+    async def _ensure_group(self) -> None:
         try:
             await self.redis.xgroup_create(self.keys.replies(self.bot), self.keys.bot_group(self.bot),
                                            id="0", mkstream=True)
         except Exception as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self.heartbeat.start()
 
     async def shutdown(self) -> None:
         await self.heartbeat.stop()
@@ -103,32 +108,38 @@ class RelayClient:
         """
         self._on_failed = on_failed
         backoff_s = 0.05
-        from_id = "0"  # first our own pending replies (a restart), then new ones
+        # First page through our own pending replies (a restart, or a lost connection), from "0"
+        # then from the last entry id seen; once that page comes back empty, read new ones (">").
+        from_id = "0"
         while not self._stopping.is_set() and not (until and until()):
             try:
                 stream = self.keys.replies(self.bot)
+                pending = from_id != ">"
                 response = await self.redis.xreadgroup(
                     self.keys.bot_group(self.bot), self.bot, {stream: from_id}, count=100,
-                    block=None if from_id == "0" else self.read_block_ms,
+                    block=None if pending else self.read_block_ms,
                 )
                 entries = response[0][1] if response else []
-                if from_id == "0" and not entries:
-                    from_id = ">"
+                held_entries = {h.entry_id for h in self._held.values()}
                 for entry_id, fields in entries:
-                    if from_id == "0" and any(h.entry_id == entry_id for h in self._held.values()):
+                    if pending and entry_id in held_entries:
                         continue
-                    await self._accept(entry_id, fields, post)
-                if from_id == "0" and entries:
-                    from_id = entries[-1][0]  # page through the pending list
+                    await self._accept(entry_id, fields or {}, post)
+                if pending:
+                    from_id = entries[-1][0] if entries else ">"
                 await self._release_due(post)
                 backoff_s = 0.05
             except Exception as exc:  # boundary: keep delivering through Redis restarts
-                if classify(exc) is not Kind.TRANSIENT and "NOGROUP" not in str(exc):
+                nogroup = "NOGROUP" in str(exc)
+                if classify(exc) is not Kind.TRANSIENT and not nogroup:
                     log.exception("bot %s: unexpected error while delivering", self.bot)
                 else:
                     log.warning("bot %s: Redis unavailable (%s); retrying", self.bot, exc)
-                if "NOGROUP" in str(exc):
-                    await self.startup()
+                if nogroup:  # Redis came back without our group (no persistence): make it again
+                    try:
+                        await self._ensure_group()
+                    except Exception as again:  # boundary: retried on the next round
+                        log.warning("bot %s: cannot create the reply group yet (%s)", self.bot, again)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
                 from_id = "0"
@@ -136,8 +147,16 @@ class RelayClient:
     async def _accept(self, entry_id: str, fields: dict, post: Post) -> None:
         try:
             reply = Reply.from_fields(fields)
-        except BadMessage as exc:
-            log.warning("bot %s: dropping malformed reply %s: %s", self.bot, entry_id, exc)
+        except Exception as exc:  # BadMessage, or any parser slip: one poison entry must not wedge delivery
+            log.warning("bot %s: dropping malformed reply %s: %s", self.bot, entry_id, str(exc)[:200])
+            await self._ack(entry_id)
+            return
+        held = self._held.get(reply.request_id)
+        if held is not None and held.entry_id != entry_id:
+            # A second answer to a request whose first answer is still waiting its turn (a reclaimed
+            # request answered twice): keep the first, ack this one.
+            self.duplicates += 1
+            log.info("bot %s: dropping duplicate reply %s for %s", self.bot, entry_id, reply.request_id)
             await self._ack(entry_id)
             return
         self._held[reply.request_id] = _Held(entry_id, reply)
@@ -169,7 +188,10 @@ class RelayClient:
             order = self.keys.channel_order(self.bot, held.reply.channel)
             ahead = await self.redis.lrange(order, 0, -1)
             if held.reply.request_id in ahead:
-                skipped = ahead[: ahead.index(held.reply.request_id)]
+                # Only requests with no reply yet are given up on; earlier replies already here
+                # keep their place (and go out first).
+                skipped = [request_id for request_id in ahead[: ahead.index(held.reply.request_id)]
+                           if request_id not in self._held]
                 if skipped:
                     log.warning("bot %s: no reply for %s after %.0fs; posting later replies",
                                 self.bot, ", ".join(skipped), self.order_wait_s)
@@ -182,25 +204,34 @@ class RelayClient:
         """Post ``held`` unless its request id was posted before; False if the platform failed."""
         reply = held.reply
         posted_key = self.keys.posted(self.bot, reply.request_id)
-        first = await self.redis.set(posted_key, str(time.time()), nx=True, ex=_POSTED_TTL_S)
+        # A claim kept from a failed attempt (its release failed too) is ours: not a duplicate.
+        first = held.claimed or await self.redis.set(posted_key, str(time.time()), nx=True, ex=_POSTED_TTL_S)
         if not first:
             self.duplicates += 1
         elif reply.status == "ok":
+            held.claimed = True
             try:
                 await post(reply)
                 self.posted += 1
             except Exception:  # boundary: the platform failed; retry later, with backoff
                 held.attempts += 1
-                await self.redis.delete(posted_key)
+                try:
+                    await self.redis.delete(posted_key)
+                    held.claimed = False
+                except Exception as exc:  # boundary: keep the claim; the retry needs no new one
+                    log.warning("bot %s: cannot release the posted key of %s (%s)", self.bot, reply.request_id, exc)
                 if held.attempts < _MAX_POST_ATTEMPTS:
                     log.exception("bot %s: posting %s failed (attempt %d)", self.bot, reply.request_id, held.attempts)
-                    held.retry_at = time.monotonic() + 2 ** held.attempts
+                    held.retry_at = time.monotonic() + self.retry_base_s * 2 ** held.attempts
                     return False
                 log.error("bot %s: giving up on %s after %d attempts", self.bot, reply.request_id, held.attempts)
         else:
             log.info("bot %s: request %s was %s: %s", self.bot, reply.request_id, reply.status, reply.reason)
             if self._on_failed is not None:
-                await self._on_failed(reply)
+                try:
+                    await self._on_failed(reply)
+                except Exception:  # boundary: a failing report must not stall the channel
+                    log.exception("bot %s: on_failed raised for %s", self.bot, reply.request_id)
         if first:
             self.finished += 1
         await self._done(held)

@@ -21,6 +21,10 @@ CHAT_TYPES = ("dm", "group")
 TRIGGERS = ("dm", "mention", "reply", "name", "random", "command", "say", "chat")
 REPLY_STATUSES = ("ok", "rejected", "error")
 
+# Ids and channel keys are short platform identifiers; anything longer is not one.
+MAX_ID_CHARS = 128
+MAX_CHANNEL_CHARS = 256
+
 # Platform limits are 2,000 (Discord) and 4,096 (Telegram) characters; 16k leaves room for
 # pasted text while keeping one request far below what could stall a worker.
 DEFAULT_MAX_TEXT_CHARS = 16_000
@@ -35,6 +39,12 @@ class Keys:
     """Builds every Redis key Doppel uses, under one prefix (so two deployments can share a server)."""
 
     prefix: str = "doppel"
+
+    def __post_init__(self) -> None:
+        # ':' would let one deployment's keys collide with another's; glob characters would make
+        # the SCAN patterns below match other deployments' keys.
+        if not self.prefix or any(ch in self.prefix for ch in ":*?[]\\ "):
+            raise ValueError(f"key prefix {self.prefix!r} must be non-empty, without ':', spaces or *?[]\\")
 
     # -- request path ------------------------------------------------------------------------
     @property
@@ -110,7 +120,10 @@ def _check_exact_fields(fields: dict[str, str], required: frozenset, optional: f
         raise BadMessage(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     extra = sorted(fields.keys() - required - optional)
     if extra:
-        raise BadMessage(f"unknown field{'s' if len(extra) > 1 else ''} {', '.join(extra)}")
+        # Field names are untrusted: keep the message one short line.
+        shown = ", ".join(repr(name[:40]).strip("'\"") for name in extra[:5])
+        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        raise BadMessage(f"unknown field{'s' if len(extra) > 1 else ''} {shown}{more}")
 
 
 def _check_version(fields: dict[str, str]) -> None:
@@ -171,6 +184,8 @@ class Request:
         for name in ("id", "platform", "bot", "channel", "author_id"):
             if not getattr(self, name):
                 raise BadMessage(f"field '{name}' is empty")
+        if len(self.id) > MAX_ID_CHARS or len(self.channel) > MAX_CHANNEL_CHARS:
+            raise BadMessage(f"field 'id' or 'channel' is too long (limits {MAX_ID_CHARS} and {MAX_CHANNEL_CHARS})")
         if ":" in self.bot:
             raise BadMessage(f"field 'bot' must not contain ':' (got {self.bot[:40]!r})")
         if self.chat_type not in CHAT_TYPES:
@@ -220,7 +235,7 @@ class Reply:
             raise BadMessage(f"field 'status' is {fields['status'][:20]!r}; allowed: {', '.join(REPLY_STATUSES)}")
         try:
             parts = json.loads(fields["parts"])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # huge integers and deep nesting are not JSONDecodeError
             raise BadMessage("field 'parts' is not JSON") from None
         if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
             raise BadMessage("field 'parts' must be a JSON list of strings")
@@ -228,7 +243,8 @@ class Reply:
             request_id=fields["request_id"], channel=fields["channel"], status=fields["status"],
             parts=tuple(parts), reason=fields.get("reason", ""), worker=fields.get("worker", ""),
             adapter=fields.get("adapter", ""), reply_to=fields.get("reply_to", ""),
-            gen_ms=float(fields.get("gen_ms", 0) or 0), created_at=_float(fields, "created_at"),
+            gen_ms=_float(fields, "gen_ms") if fields.get("gen_ms") else 0.0,
+            created_at=_float(fields, "created_at"),
         )
 
 

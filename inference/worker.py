@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from doppel.errors import DoppelError, Kind, classify
 from doppel.health import Heartbeat
-from doppel.relay import BadMessage, Keys, Reply, Request, bot_of
+from doppel.relay import MAX_CHANNEL_CHARS, MAX_ID_CHARS, BadMessage, Keys, Reply, Request, bot_of
 from inference.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,11 @@ class Worker:
         log.warning("request %s rejected: %s", entry_id, reason)
         bot = bot_of(fields)
         reply = None
-        if bot and fields.get("id") and fields.get("channel"):
+        request_id, channel = fields.get("id", ""), fields.get("channel", "")
+        if bot and 0 < len(request_id) <= MAX_ID_CHARS and 0 < len(channel) <= MAX_CHANNEL_CHARS:
             # Tell the bot, so it does not hold later replies of that channel waiting for this one.
-            reply = Reply(request_id=fields["id"][:200], channel=fields["channel"][:500], status="rejected",
-                          reason=reason, worker=self.name)
+            reply = Reply(request_id=request_id, channel=channel, status="rejected", reason=reason,
+                          worker=self.name)
         dead = {k[:100]: v[:2000] for k, v in list(fields.items())[:50]}  # bounded copy of garbage
         await self._finish(entry_id, bot, reply, dead_letter={**dead, "reason": reason}, count=False)
 
