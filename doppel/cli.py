@@ -62,12 +62,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 # -- groups that later parts of the pipeline fill ---------------------------------------------
 
 @cli.group()
-def data() -> None:
-    """Import chat exports (WeChat, QQ, Telegram, Discord, WhatsApp, ShareGPT, blog posts), scrub
-    private data and build training samples."""
-
-
-@cli.group()
 def train() -> None:
     """Fine-tune a LoRA adapter on the built samples (transformers + peft, CPU or GPU)."""
 
@@ -235,6 +229,16 @@ def _print_status(report) -> None:
     for name, count in sorted(report.replies_unposted.items()):
         if count:
             console.print(f"  replies not yet posted by bot {name}: {count}")
+
+
+def _add_area_commands() -> None:
+    """Groups whose commands live with the code they drive (one module per area)."""
+    from training.commands_data import data
+
+    cli.add_command(data)
+
+
+_add_area_commands()
 
 
 def main() -> None:
