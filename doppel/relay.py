@@ -90,6 +90,55 @@ class Keys:
     def reply_streams_pattern(self) -> str:
         return f"{self.prefix}:replies:*"
 
+    # -- conversation state (worker writes, bots read and wipe) ----------------------------------
+    def history(self, channel: str) -> str:
+        """List of the channel's recent turns (JSON), oldest first: everyone, not only the clone."""
+        return f"{self.prefix}:history:{channel}"
+
+    def channel_settings(self, channel: str) -> str:
+        """Hash of the owner's per-channel overrides: paused, temperature, top_p, max_tokens..."""
+        return f"{self.prefix}:chan:{channel}"
+
+    @property
+    def global_settings(self) -> str:
+        """Hash of the owner's overrides for every channel (same fields as ``channel_settings``)."""
+        return f"{self.prefix}:chan-all"
+
+    # -- adapter registry and routing -------------------------------------------------------------
+    @property
+    def adapters(self) -> str:
+        """Hash: adapter name -> JSON card of its published versions."""
+        return f"{self.prefix}:adapters"
+
+    @property
+    def default_route(self) -> str:
+        """String: the adapter every channel without its own route uses."""
+        return f"{self.prefix}:route:default"
+
+    @property
+    def channel_routes(self) -> str:
+        """Hash: channel -> adapter, overriding the default."""
+        return f"{self.prefix}:route:channels"
+
+    @property
+    def route_history(self) -> str:
+        """List of earlier default routes, newest first, for rollback."""
+        return f"{self.prefix}:route:history"
+
+    @property
+    def registry_events(self) -> str:
+        """Stream of registry changes (publish, use, rollback, remove) that workers follow."""
+        return f"{self.prefix}:registry:events"
+
+    # -- jobs the owner queues from a chat (blend, ...) --------------------------------------------
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def jobs_group(self) -> str:
+        return "jobs"
+
     def bot_of_replies(self, stream: str) -> str:
         """The bot instance whose reply stream is ``stream``."""
         return stream.removeprefix(f"{self.prefix}:replies:")
