@@ -20,6 +20,7 @@ from inference.prompt import split_burst
 class Generation:
     parts: tuple[str, ...]
     adapter: str = ""
+    notice: str = ""  # something the owner should know (an adapter failed to load, ...)
 
 
 class Engine(Protocol):

@@ -77,6 +77,11 @@ class Card:
         return cls(**known)
 
 
+def version_dir(root: Path, ref: AdapterRef) -> Path:
+    """Where ``ref``'s weights and card live under the registry root."""
+    return Path(root) / ref.name / f"v{ref.version}"
+
+
 def validate_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
         raise InputError(
@@ -96,7 +101,7 @@ class Registry:
 
     # -- files -----------------------------------------------------------------------------------
     def path(self, ref: AdapterRef) -> Path:
-        return self.root / ref.name / f"v{ref.version}"
+        return version_dir(self.root, ref)
 
     def card(self, ref: AdapterRef) -> Card:
         path = self.path(ref) / CARD_FILE

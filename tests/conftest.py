@@ -143,3 +143,28 @@ def make_request():
         return Request(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The offline tiny Qwen2 model (built once, cached under $DOPPEL_MODEL_CACHE)."""
+    from training.offline_models import default_cache_dir, ensure_model
+
+    return ensure_model("tiny", default_cache_dir(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_adapter(tiny_model, tmp_path_factory):
+    """Factory: a LoRA adapter on the tiny model that answers ``question`` with ``answer`` (greedy)."""
+    from lora_helpers import train_adapter
+
+    made: dict[tuple[str, str], Path] = {}
+
+    def make(question: str, answer: str) -> Path:
+        if (question, answer) not in made:
+            out = tmp_path_factory.mktemp("adapter")
+            train_adapter(tiny_model, out, [(question, answer)])
+            made[(question, answer)] = out
+        return made[(question, answer)]
+
+    return make

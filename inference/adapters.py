@@ -1,0 +1,77 @@
+"""The adapters a worker has loaded into its engine, by version, with in-flight counts.
+
+A request acquires the adapter its channel is routed to and releases it when done. The first
+acquire of a version loads it under a fresh integer id; loading a newer version of the same name
+retires the older ones, which are removed from the engine once their in-flight requests finish.
+So a publish/use/rollback takes effect for the next request, no request waits on a reload, and
+no id is ever reused for different weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+from doppel.errors import DoppelError
+from inference.model_engine import LoadedAdapter, ModelEngine
+from inference.registry import AdapterRef, version_dir
+
+log = logging.getLogger(__name__)
+
+
+class AdapterSet:
+    def __init__(self, engine: ModelEngine, root: Path, *, max_loaded: int = 8):
+        self.engine = engine
+        self.root = Path(root)
+        self.max_loaded = max_loaded
+        self._ids = itertools.count(1)
+        self._loaded: dict[str, LoadedAdapter] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._last_used: dict[str, float] = {}
+        self._retired: set[str] = set()
+        self._failed: dict[str, str] = {}   # key -> why it did not load (not retried every request)
+
+    @property
+    def loaded(self) -> list[str]:
+        return sorted(self._loaded)
+
+    async def acquire(self, ref: AdapterRef) -> LoadedAdapter:
+        """The loaded adapter for ``ref``, loading it if needed; raises DoppelError if it cannot load."""
+        key = str(ref)
+        if key in self._failed:
+            raise DoppelError(self._failed[key])
+        adapter = self._loaded.get(key)
+        if adapter is None:
+            path = version_dir(self.root, ref)
+            if not (path / "adapter_config.json").is_file():
+                self._failed[key] = f"adapter {key} is not in the registry at {path}"
+                raise DoppelError(self._failed[key])
+            adapter = LoadedAdapter(key=key, int_id=next(self._ids), path=path)
+            try:
+                await self.engine.add_adapter(adapter)
+            except DoppelError as exc:
+                self._failed[key] = str(exc)
+                raise
+            self._loaded[key] = adapter
+            log.info("loaded adapter %s as id %d", key, adapter.int_id)
+            self._retired |= {k for k in self._loaded if k != key and k.split("@")[0] == ref.name}
+        self._in_flight[key] += 1
+        self._last_used[key] = time.monotonic()
+        return adapter
+
+    async def release(self, adapter: LoadedAdapter) -> None:
+        self._in_flight[adapter.key] -= 1
+        idle = [k for k in self._loaded if self._in_flight[k] <= 0]
+        doomed = [k for k in idle if k in self._retired]
+        over = len(self._loaded) - len(doomed) - self.max_loaded
+        if over > 0:
+            doomed += sorted((k for k in idle if k not in doomed), key=self._last_used.get)[:over]
+        for key in doomed:
+            old = self._loaded.pop(key)
+            self._retired.discard(key)
+            del self._in_flight[key]
+            await self.engine.remove_adapter(old)
+            log.info("removed adapter %s (id %d)", key, old.int_id)

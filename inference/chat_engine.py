@@ -1,0 +1,130 @@
+"""The engine the worker runs for a real model: history + persona + routed adapter -> reply parts.
+
+For one request it reads, in one round trip, the channel's history, its route and the owner's
+overrides; builds the prompt with the same ``build_messages`` that built the training samples;
+shrinks the window until the prompt fits the model's context; generates with the routed adapter
+(falling back to the default one, and saying so, when a channel's adapter cannot load); splits,
+filters and redacts the reply; and records the clone's reply in the channel history.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from doppel.errors import DoppelError
+from doppel.relay import Keys, Request
+from inference import history
+from inference.adapters import AdapterSet
+from inference.engine import Generation
+from inference.history import HistoryOptions, StoredTurn
+from inference.model_engine import ModelEngine, Sampling
+from inference.postprocess import PostProcessor
+from inference.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, persona_prompt
+from inference.registry import AdapterRef
+
+# Room the reply needs in the context; a window that leaves less is shrunk.
+_MIN_REPLY_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    owner: str = "me"
+    persona: str = DEFAULT_PERSONA
+    sampling: Sampling = field(default_factory=Sampling)
+    history: HistoryOptions = field(default_factory=HistoryOptions)
+
+
+class ChatEngine:
+    def __init__(self, redis, keys: Keys, model: ModelEngine, adapters_root: Path,
+                 options: ChatOptions = ChatOptions(), postprocess: PostProcessor | None = None,
+                 max_loaded_adapters: int = 8):
+        self.redis = redis
+        self.keys = keys
+        self.model = model
+        self.options = options
+        self.name = model.name
+        self.adapters = AdapterSet(model, adapters_root, max_loaded=max_loaded_adapters)
+        self.postprocess = postprocess or PostProcessor()
+        self.system = persona_prompt(options.owner, options.persona)
+
+    async def startup(self) -> None:
+        await self.model.startup()
+
+    async def shutdown(self) -> None:
+        await self.model.shutdown()
+
+    async def generate(self, request: Request) -> Generation:
+        stored, channel_route, default_route, channel_overrides, global_overrides = await self._read_state(request)
+        turns = self._turns_for(request, stored)
+        sampling = self.options.sampling.with_overrides({**global_overrides, **channel_overrides})
+        messages = self._fit(turns, group=request.chat_type == "group")
+        adapter, notice = await self._acquire(channel_route, default_route)
+        try:
+            text = await self.model.complete(request.id, messages, adapter, sampling)
+        finally:
+            if adapter is not None:
+                await self.adapters.release(adapter)
+        parts = self.postprocess.parts(text)
+        if parts:
+            await history.record(self.redis, self.keys, request.channel,
+                                 Turn(self.options.owner, join_burst(parts), time.time(), is_owner=True),
+                                 options=self.options.history)
+        return Generation(parts=parts, adapter=adapter.key if adapter else "", notice=notice)
+
+    async def _read_state(self, request: Request):
+        options = self.options.history
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(self.keys.history(request.channel), -(options.max_turns + options.chunk_turns), -1)
+            pipe.hget(self.keys.channel_routes, request.channel)
+            pipe.get(self.keys.default_route)
+            pipe.hgetall(self.keys.channel_settings(request.channel))
+            pipe.hgetall(self.keys.global_settings)
+            raw, channel_route, default_route, channel_overrides, global_overrides = await pipe.execute()
+        stored = [t for t in map(history.parse, raw) if t is not None]
+        return stored, channel_route, default_route, channel_overrides, global_overrides
+
+    def _turns_for(self, request: Request, stored: list[StoredTurn]) -> list[StoredTurn]:
+        """History up to the request's own message, which is added if the bot did not record it."""
+        cutoff = request.sent_at + 1.0
+        turns = [t for t in stored if t.turn.at <= cutoff]
+        known = any((request.reply_to and t.message_id == request.reply_to)
+                    or (t.turn.text == request.text and t.turn.speaker == request.author_name and not t.turn.is_owner)
+                    for t in turns[-5:])
+        if not known:
+            next_seq = (turns[-1].seq + 1) if turns else 1
+            turns.append(StoredTurn(next_seq, Turn(request.author_name, request.text, request.sent_at),
+                                    request.reply_to))
+        return turns
+
+    def _fit(self, turns: list[StoredTurn], *, group: bool) -> list[dict]:
+        """Messages for the window, shrunk (never an engine error) until the prompt fits the context."""
+        options = self.options.history
+        limit = self.model.max_model_len - min(_MIN_REPLY_TOKENS, self.options.sampling.max_tokens)
+        chosen = history.window(turns, options, self.model.count_tokens)
+        while True:
+            messages = build_messages(self.system, [t.turn for t in chosen], group=group)
+            if len(self.model.prompt_ids(messages)) <= limit:
+                return messages
+            if len(chosen) > 1:
+                chosen = chosen[max(1, options.chunk_turns):] or chosen[-1:]
+                continue
+            # One message longer than the context: keep its end, which is what is being asked.
+            last = chosen[-1]
+            keep = max(1, len(last.turn.text) // 2)
+            chosen = [replace(last, turn=replace(last.turn, text=last.turn.text[-keep:]))]
+            if keep == 1:
+                return build_messages(self.system, [t.turn for t in chosen], group=group)
+
+    async def _acquire(self, channel_route: str | None, default_route: str | None):
+        """The routed adapter, else the default (with a notice for the owner), else the base model."""
+        failures = []
+        for route in dict.fromkeys(r for r in (channel_route, default_route) if r):
+            try:
+                adapter = await self.adapters.acquire(AdapterRef.parse(route))
+            except DoppelError as exc:
+                failures.append(str(exc))
+                continue
+            return adapter, (f"{failures[0]}; answered with {adapter.key}" if failures else "")
+        return None, (f"{'; '.join(failures)}; answered with the base model" if failures else "")

@@ -1,0 +1,48 @@
+"""What happens to generated text before it leaves the worker.
+
+The reply is split on the burst separator into the messages the bot sends one by one; empty
+parts and "AI-isms" (a clone never says it is a language model) are removed; and any phone,
+e-mail, ID, card or similar pattern is redacted with the same scrubber that cleans training data,
+so the clone cannot leak what the base model or the data might contain.
+"""
+
+from __future__ import annotations
+
+import re
+
+from inference.prompt import split_burst
+
+_AI_ISMS = re.compile(
+    r"(as an ai\b|as a language model|i'?m (just |only )?an? (ai|language model|large language model)"
+    r"|i am (just |only )?an? (ai|language model|large language model)|openai|作为一个?(人工智能|ai|语言模型)"
+    r"|我是一个?(人工智能|ai|语言模型)|作为ai)",
+    re.IGNORECASE,
+)
+# Template tokens a small model sometimes spells out instead of stopping.
+_LEAKED_TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>")
+
+
+class PostProcessor:
+    def __init__(self, scrubber=None, max_parts: int = 8):
+        if scrubber is None:
+            from training.pii import Scrubber
+
+            scrubber = Scrubber()
+        self.scrubber = scrubber
+        self.max_parts = max_parts
+
+    def parts(self, text: str) -> tuple[str, ...]:
+        text = _LEAKED_TOKENS.split(text, maxsplit=1)[0]
+        kept = []
+        for part in split_burst(text):
+            if _AI_ISMS.search(part):
+                continue
+            kept.append(self.redact(part))
+        return tuple(kept[: self.max_parts])
+
+    def redact(self, text: str) -> str:
+        return self.scrubber.scrub(text)[0]
+
+
+def is_ai_ism(text: str) -> bool:
+    return bool(_AI_ISMS.search(text))
