@@ -20,8 +20,8 @@ def test_vllm_matches_the_hf_engine_and_swaps_versions(tiny_model, make_tiny_ada
     one = make_tiny_adapter("how was work?", "awful, my boss yelled at the printer again")
     two = make_tiny_adapter("how was work?", "great, we shipped the bakery app")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "vllm_check.py"), str(tiny_model), str(one), str(two)],
-                            capture_output=True, text=True, timeout=560, env=env, cwd=ROOT, check=False)
+    command = [sys.executable, str(ROOT / "tests" / "vllm_check.py"), str(tiny_model), str(one), str(two)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=560, env=env, cwd=ROOT, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stderr[-3000:]
     outcome = json.loads(lines[-1].removeprefix("RESULT "))
