@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from doppel.errors import ConfigError
 
@@ -73,11 +73,76 @@ class BotSettings(_Section):
     name: str = Field(default="main", pattern=r"^[A-Za-z0-9_.-]+$")
     # A reply waits at most this long for an earlier reply in the same channel, then goes out.
     order_wait_s: PositiveFloat = 120.0
+    # The owner's name and nicknames: a group message containing one triggers a reply.
+    owner_name: str = ""
+    nicknames: list[str] = Field(default_factory=list)
+    # Chance to answer a group message that no rule picked (lurking); /clone chance overrides it.
+    trigger_probability: Annotated[float, Field(ge=0, le=1)] = 0.03
+    # After answering in a group, no name/random trigger there for this long (mentions still answered).
+    cooldown_s: Annotated[float, Field(ge=0)] = 60.0
+    # Requests one person may cause per window (the owner is exempt).
+    user_rate_limit: PositiveInt = 5
+    user_rate_window_s: PositiveFloat = 60.0
+    # Pauses between the parts of a reply: length / typing_chars_per_s, within the bounds.
+    typing_chars_per_s: PositiveFloat = 5.0
+    pause_min_s: Annotated[float, Field(ge=0)] = 1.0
+    pause_max_s: Annotated[float, Field(ge=0)] = 6.0
+    # Appended to every reply when not empty ({owner} is replaced), e.g. "(AI clone of {owner})".
+    disclosure_footer: str = ""
+    # The answer to /about and /clone about ({owner} is replaced).
+    about: str = ("I'm an AI clone of {owner}: a language model fine-tuned on their messages, "
+                  "not {owner} typing. {owner} can read what I say and switch me off.")
+    # Posted when the worker could not answer a message; empty: stay silent.
+    failure_text: str = "…"
+
+    @field_validator("nicknames")
+    @classmethod
+    def _no_blank_names(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("entries must not be empty")
+        return values
+
+    @model_validator(mode="after")
+    def _pause_bounds(self) -> BotSettings:
+        if self.pause_max_s < self.pause_min_s:
+            raise ValueError(f"pause_max_s ({self.pause_max_s}) must be at least pause_min_s ({self.pause_min_s})")
+        return self
 
 
 class PlatformSettings(_Section):
     enabled: bool = False
     owner_ids: list[str] = Field(default_factory=list)
+    # Group chats the clone is active in (ids); empty: every group it is added to.
+    chats: list[str] = Field(default_factory=list)
+
+
+class DataSettings(_Section):
+    """``doppel data build``: how chat messages become training samples (training/build.py)."""
+
+    # Ids or display names that are the owner, on top of what the importers marked.
+    owner: list[str] = Field(default_factory=list)
+    # The name the persona uses; empty: the owner's most frequent display name in the data.
+    owner_name: str = ""
+    # System persona template ({owner} is replaced); empty: inference.prompt.DEFAULT_PERSONA.
+    persona: str = ""
+    merge_gap_s: PositiveFloat = 120.0
+    session_gap_s: PositiveFloat = 3600.0
+    context_turns: PositiveInt = 10
+    # Named max_length/length_model: a key containing "token" is refused as a secret.
+    max_length: Annotated[int, Field(ge=16)] = 2048
+    length_model: str = ""
+    include_chats: list[str] = Field(default_factory=list)
+    exclude_chats: list[str] = Field(default_factory=list)
+    include_contacts: list[str] = Field(default_factory=list)
+    exclude_contacts: list[str] = Field(default_factory=list)
+    blocklist: list[str] = Field(default_factory=list)
+
+    @field_validator("blocklist", "owner")
+    @classmethod
+    def _no_blank_entries(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("entries must not be empty")
+        return values
 
 
 class Settings(_Section):
@@ -88,6 +153,7 @@ class Settings(_Section):
     bot: BotSettings = BotSettings()
     discord: PlatformSettings = PlatformSettings()
     telegram: PlatformSettings = PlatformSettings()
+    data: DataSettings = DataSettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
     source: str = Field(default="defaults", exclude=True)
 

@@ -214,3 +214,14 @@ def articles_to_qa_cmd(paths: tuple[Path, ...], endpoint: str, model: str, out_f
         raise InputError(f"{out_file}: cannot write ({exc.strerror or exc})") from None
     console.print(f"{len(result.pairs)} pairs from {result.chunks} chunk(s) written to {out_file}; "
                   f"repaired replies: {result.repaired}; skipped chunks: {skipped}")
+
+
+def _add_build_commands() -> None:
+    # `build` and `pii-eval` live with the pipeline they drive (training/commands_build.py).
+    from training.commands_build import build_cmd, pii_eval_cmd
+
+    data.add_command(build_cmd)
+    data.add_command(pii_eval_cmd)
+
+
+_add_build_commands()
