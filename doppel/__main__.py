@@ -2,4 +2,6 @@
 
 from doppel.cli import main
 
-main()
+# The guard matters: vLLM spawns processes that re-import the main module.
+if __name__ == "__main__":
+    main()

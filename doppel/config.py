@@ -23,7 +23,9 @@ CONFIG_ENV = "DOPPEL_CONFIG"
 DATA_DIR_ENV = "DOPPEL_DATA_DIR"
 REDIS_URL_ENV = "DOPPEL_REDIS_URL"
 TOKEN_ENV = {"discord": "DOPPEL_DISCORD_TOKEN", "telegram": "DOPPEL_TELEGRAM_TOKEN"}
-SECRET_WORDS = ("token", "password", "secret", "api_key")
+# A key is taken for a secret when one of its words (split on "_") is one of these: "bot_token"
+# and "api_key" are refused, "max_tokens" is not.
+SECRET_WORDS = frozenset(("token", "password", "passwd", "secret", "apikey", "key"))
 
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -58,7 +60,7 @@ class RelaySettings(_Section):
 
 class WorkerSettings(_Section):
     name: str = ""  # empty: host-pid
-    engine: Literal["echo"] = "echo"
+    engine: Literal["echo", "hf", "vllm"] = "echo"
     # Simulated generation time of the echo engine, for tests and benchmarks.
     echo_delay_ms: Annotated[float, Field(ge=0)] = 0.0
     concurrency: PositiveInt = 16
@@ -145,6 +147,40 @@ class DataSettings(_Section):
         return values
 
 
+class ModelSettings(_Section):
+    """The base model and engine limits the worker serves with (engines "hf" and "vllm")."""
+
+    base: str = "smollm2"
+    adapters_dir: str = ""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "cpu"
+    max_model_len: PositiveInt = 2048
+    max_loras: PositiveInt = 4
+    max_lora_rank: PositiveInt = 16
+    max_cpu_loras: PositiveInt = 8
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.85
+    tensor_parallel_size: PositiveInt = 1
+    data_parallel_size: PositiveInt = 1
+    enforce_eager: bool = True
+    cpu_kv_cache_gb: PositiveInt = 1
+
+
+class SamplingSettings(_Section):
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.9
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.95
+    max_tokens: PositiveInt = 160
+    repetition_penalty: Annotated[float, Field(gt=0)] = 1.1
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] = 0.0
+
+
+class HistorySettings(_Section):
+    max_stored: PositiveInt = 500
+    ttl_s: PositiveInt = 14 * 24 * 3600
+    max_turns: PositiveInt = 40
+    max_prompt_tokens: PositiveInt = 1500
+    chunk_turns: PositiveInt = 10
+
+
 class Settings(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     redis: RedisSettings = RedisSettings()
@@ -154,8 +190,16 @@ class Settings(_Section):
     discord: PlatformSettings = PlatformSettings()
     telegram: PlatformSettings = PlatformSettings()
     data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    sampling: SamplingSettings = SamplingSettings()
+    history: HistorySettings = HistorySettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
     source: str = Field(default="defaults", exclude=True)
+
+    def adapters_root(self) -> Path:
+        if self.model.adapters_dir:
+            return Path(self.model.adapters_dir).expanduser()
+        return Path(self.data_dir) / "adapters"
 
     def worker_name(self) -> str:
         return self.worker.name or f"{socket.gethostname()}-{os.getpid()}"
@@ -195,7 +239,7 @@ def _find_secret_keys(table: dict, path: str = "") -> list[str]:
     found = []
     for key, value in table.items():
         dotted = f"{path}{key}"
-        if any(word in key.lower() for word in SECRET_WORDS):
+        if SECRET_WORDS & set(key.lower().split("_")):
             found.append(dotted)
         if isinstance(value, dict):
             found.extend(_find_secret_keys(value, dotted + "."))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from doppel.errors import DoppelError
+from doppel.errors import ConfigError, DoppelError
 from doppel.relay import Keys, Request
 from inference import history
 from inference.adapters import AdapterSet
@@ -128,3 +128,42 @@ class ChatEngine:
                 continue
             return adapter, (f"{failures[0]}; answered with {adapter.key}" if failures else "")
         return None, (f"{'; '.join(failures)}; answered with the base model" if failures else "")
+
+
+def resolve_base_model(base: str, source: str = "doppel.toml") -> Path:
+    """``tiny``/``smollm2`` (built offline on first use) or a model directory."""
+    from training.offline_models import MODEL_NAMES, default_cache_dir, ensure_model
+
+    if base in MODEL_NAMES:
+        return ensure_model(base, default_cache_dir())
+    path = Path(base).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{source}: model.base = {base!r}: not {' or '.join(MODEL_NAMES)} and not a model directory")
+    return path
+
+
+def chat_engine_from_settings(settings, redis) -> ChatEngine:
+    from inference.vllm_engine import VLLMEngine, VLLMOptions
+
+    m = settings.model
+    base = resolve_base_model(m.base, settings.source)
+    if settings.worker.engine == "vllm":
+        model = VLLMEngine(base, VLLMOptions(
+            dtype=m.dtype, max_model_len=m.max_model_len, max_loras=m.max_loras, max_lora_rank=m.max_lora_rank,
+            max_cpu_loras=m.max_cpu_loras, gpu_memory_utilization=m.gpu_memory_utilization,
+            tensor_parallel_size=m.tensor_parallel_size, data_parallel_size=m.data_parallel_size,
+            enforce_eager=m.enforce_eager, cpu_kv_cache_gb=m.cpu_kv_cache_gb))
+    else:
+        from inference.hf_engine import HFEngine
+
+        model = HFEngine(base, dtype=m.dtype, device=m.device, max_model_len=m.max_model_len)
+    s, h = settings.sampling, settings.history
+    options = ChatOptions(
+        owner=settings.data.owner_name or "me", persona=settings.data.persona or DEFAULT_PERSONA,
+        sampling=Sampling(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                          repetition_penalty=s.repetition_penalty, presence_penalty=s.presence_penalty),
+        history=HistoryOptions(max_stored=h.max_stored, ttl_s=h.ttl_s, max_turns=h.max_turns,
+                               token_budget=h.max_prompt_tokens, chunk_turns=h.chunk_turns),
+    )
+    return ChatEngine(redis, Keys(settings.redis.prefix), model, settings.adapters_root(), options,
+                      max_loaded_adapters=m.max_cpu_loras)

@@ -54,9 +54,13 @@ class EchoEngine:
         return Generation(parts=tuple(f"echo: {s}" for s in segments), adapter="echo")
 
 
-def create_engine(settings) -> Engine:
-    """The engine named by ``settings.worker.engine``."""
+def create_engine(settings, redis=None) -> Engine:
+    """The engine named by ``settings.worker.engine``; model engines need the async ``redis``."""
     name = settings.worker.engine
     if name == "echo":
         return EchoEngine(delay_ms=settings.worker.echo_delay_ms)
-    raise ConfigError(f"{settings.source}: worker.engine = {name!r}: no such engine (allowed: echo)")
+    if name in ("hf", "vllm"):
+        from inference.chat_engine import chat_engine_from_settings
+
+        return chat_engine_from_settings(settings, redis)
+    raise ConfigError(f"{settings.source}: worker.engine = {name!r}: no such engine (allowed: echo, hf, vllm)")

@@ -22,9 +22,9 @@ def async_redis(url: str):
 
 
 def build_worker(settings, url: str, **overrides) -> Worker:
-    engine = create_engine(settings)
-    return Worker(async_redis(url), engine, Keys(settings.redis.prefix),
-                  WorkerOptions.from_settings(settings, **overrides))
+    redis = async_redis(url)
+    engine = create_engine(settings, redis)
+    return Worker(redis, engine, Keys(settings.redis.prefix), WorkerOptions.from_settings(settings, **overrides))
 
 
 async def _serve(worker: Worker, burst: bool) -> int:

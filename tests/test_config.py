@@ -54,6 +54,8 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
     ("[bot]\nname = 'my bot'\n", "bot.name = 'my bot'"),
     ("[discord]\ntoken = 'abc'\n", "'discord.token' looks like a secret"),
     ("[redis]\npassword = 'hunter2'\n", "'redis.password' looks like a secret"),
+    ("[telegram]\nbot_token = 'abc'\n", "'telegram.bot_token' looks like a secret"),
+    ("[model]\napi_key = 'abc'\n", "'model.api_key' looks like a secret"),
     ("[worker\n", "not valid TOML"),
 ])
 def test_bad_config_is_one_clear_line(tmp_path, toml, expected):

@@ -76,3 +76,24 @@ async def test_sigkilled_worker_request_is_finished_by_another_and_posted_once(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_worker_cli_serves_the_tiny_model_end_to_end(tmp_path, redis_url, sync_redis, keys, make_request, tiny_model):
+    """`doppel worker run --engine hf --burst` answers from history + persona with the real model."""
+    from doppel.relay import Reply
+
+    sync_redis.xadd(keys.requests, make_request("how was work?", channel="test:dm", chat_type="dm").to_fields())
+    config = tmp_path / "doppel.toml"
+    config.write_text(f"[model]\nbase = '{tiny_model}'\nmax_model_len = 512\n[sampling]\nmax_tokens = 24\n"
+                      "[data]\nowner_name = 'Mia'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")}
+    env.update(DOPPEL_REDIS_URL=redis_url, DOPPEL_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-m", "doppel", "--config", str(config), "worker", "run",
+                             "--engine", "hf", "--burst"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [(_, fields)] = sync_redis.xrange(keys.replies("b1"))
+    reply = Reply.from_fields(fields)
+    assert reply.status == "ok" and reply.parts, reply
+    history = sync_redis.lrange(keys.history("test:dm"), 0, -1)
+    assert len(history) == 1 and '"speaker": "Mia"' in history[0] and '"is_owner": true' in history[0]
