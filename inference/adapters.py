@@ -32,7 +32,10 @@ class AdapterSet:
         self._in_flight: Counter[str] = Counter()
         self._last_used: dict[str, float] = {}
         self._retired: set[str] = set()
-        self._failed: dict[str, str] = {}   # key -> why it did not load (not retried every request)
+        # key -> (why it did not load, when): not retried on every request, but retried after a
+        # while, since on a shared volume the files may show up after the route does.
+        self._failed: dict[str, tuple[str, float]] = {}
+        self.retry_failed_s = 30.0
 
     @property
     def loaded(self) -> list[str]:
@@ -42,25 +45,30 @@ class AdapterSet:
         """The loaded adapter for ``ref``, loading it if needed; raises DoppelError if it cannot load."""
         key = str(ref)
         if key in self._failed:
-            raise DoppelError(self._failed[key])
+            reason, when = self._failed[key]
+            if time.monotonic() - when < self.retry_failed_s:
+                raise DoppelError(reason)
+            del self._failed[key]
         adapter = self._loaded.get(key)
         if adapter is None:
             path = version_dir(self.root, ref)
             if not (path / "adapter_config.json").is_file():
-                self._failed[key] = f"adapter {key} is not in the registry at {path}"
-                raise DoppelError(self._failed[key])
+                self._fail(key, f"adapter {key} is not in the registry at {path}")
             adapter = LoadedAdapter(key=key, int_id=next(self._ids), path=path)
             try:
                 await self.engine.add_adapter(adapter)
             except DoppelError as exc:
-                self._failed[key] = str(exc)
-                raise
+                self._fail(key, str(exc))
             self._loaded[key] = adapter
             log.info("loaded adapter %s as id %d", key, adapter.int_id)
             self._retired |= {k for k in self._loaded if k != key and k.split("@")[0] == ref.name}
         self._in_flight[key] += 1
         self._last_used[key] = time.monotonic()
         return adapter
+
+    def _fail(self, key: str, reason: str):
+        self._failed[key] = (reason, time.monotonic())
+        raise DoppelError(reason)
 
     async def release(self, adapter: LoadedAdapter) -> None:
         self._in_flight[adapter.key] -= 1

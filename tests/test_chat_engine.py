@@ -115,3 +115,12 @@ async def test_the_prompt_holds_the_window_and_the_request(chat, make_request, a
     assert messages[0] == {"role": "system", "content": SYSTEM}
     user = messages[-1]["content"]
     assert "Zed: what now?" in user and "m9" in user and "m0" not in user  # window of at most 8 turns
+
+
+async def test_an_adapter_that_appears_later_is_picked_up(chat, registry, make_request, make_tiny_adapter,
+                                                          sync_redis, keys):
+    sync_redis.set(keys.default_route, "late@v1")
+    assert (await chat.generate(dm(make_request))).adapter == ""  # not there yet: base model
+    publish(registry, make_tiny_adapter(QUESTION, OLD), name="late")
+    chat.adapters.retry_failed_s = 0.0
+    assert (await chat.generate(dm(make_request))).adapter == "late@v1"
