@@ -176,9 +176,22 @@ class SamplingSettings(_Section):
 class HistorySettings(_Section):
     max_stored: PositiveInt = 500
     ttl_s: PositiveInt = 14 * 24 * 3600
-    max_turns: PositiveInt = 40
+    max_turns: PositiveInt = 60
     max_prompt_tokens: PositiveInt = 1500
-    chunk_turns: PositiveInt = 10
+    chunk_turns: PositiveInt = 20
+
+
+class TrainSettings(_Section):
+    """``doppel train``, ``eval`` and ``adapters`` (training/): presets and the publishing bar."""
+
+    # Preset of `doppel train run`: a name (training/presets/*.toml, or presets_dir) or a .toml path.
+    preset: str = "qwen2.5-7b"
+    # A directory of your own preset files; they may extend shipped ones ("extends").
+    presets_dir: str = ""
+    # `doppel adapters publish` requires held-out perplexity adapter/base below this.
+    max_ppl_ratio: PositiveFloat = 1.0
+    # Held-out prompts each model answers in `doppel eval` for the style profile.
+    eval_samples: PositiveInt = 64
 
 
 class Settings(_Section):
@@ -193,6 +206,7 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     sampling: SamplingSettings = SamplingSettings()
     history: HistorySettings = HistorySettings()
+    train: TrainSettings = TrainSettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
     source: str = Field(default="defaults", exclude=True)
 

@@ -9,6 +9,7 @@ no id is ever reused for different weights.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -36,6 +37,7 @@ class AdapterSet:
         # while, since on a shared volume the files may show up after the route does.
         self._failed: dict[str, tuple[str, float]] = {}
         self.retry_failed_s = 30.0
+        self._locks: dict[str, asyncio.Lock] = {}
 
     @property
     def loaded(self) -> list[str]:
@@ -44,26 +46,32 @@ class AdapterSet:
     async def acquire(self, ref: AdapterRef) -> LoadedAdapter:
         """The loaded adapter for ``ref``, loading it if needed; raises DoppelError if it cannot load."""
         key = str(ref)
+        # One load per version even when many requests for a new version arrive at once, and the
+        # count taken under the same lock, so a concurrent release cannot evict it in between.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            adapter = self._loaded.get(key) or await self._load(ref)
+            self._in_flight[key] += 1
+        self._last_used[key] = time.monotonic()
+        return adapter
+
+    async def _load(self, ref: AdapterRef) -> LoadedAdapter:
+        key = str(ref)
         if key in self._failed:
             reason, when = self._failed[key]
             if time.monotonic() - when < self.retry_failed_s:
                 raise DoppelError(reason)
             del self._failed[key]
-        adapter = self._loaded.get(key)
-        if adapter is None:
-            path = version_dir(self.root, ref)
-            if not (path / "adapter_config.json").is_file():
-                self._fail(key, f"adapter {key} is not in the registry at {path}")
-            adapter = LoadedAdapter(key=key, int_id=next(self._ids), path=path)
-            try:
-                await self.engine.add_adapter(adapter)
-            except DoppelError as exc:
-                self._fail(key, str(exc))
-            self._loaded[key] = adapter
-            log.info("loaded adapter %s as id %d", key, adapter.int_id)
-            self._retired |= {k for k in self._loaded if k != key and k.split("@")[0] == ref.name}
-        self._in_flight[key] += 1
-        self._last_used[key] = time.monotonic()
+        path = version_dir(self.root, ref)
+        if not (path / "adapter_config.json").is_file():
+            self._fail(key, f"adapter {key} is not in the registry at {path}")
+        adapter = LoadedAdapter(key=key, int_id=next(self._ids), path=path)
+        try:
+            await self.engine.add_adapter(adapter)
+        except DoppelError as exc:
+            self._fail(key, str(exc))
+        self._loaded[key] = adapter
+        log.info("loaded adapter %s as id %d", key, adapter.int_id)
+        self._retired |= {k for k in self._loaded if k != key and k.split("@")[0] == ref.name}
         return adapter
 
     def _fail(self, key: str, reason: str):

@@ -51,3 +51,9 @@ def test_window_respects_the_token_budget_and_always_keeps_the_newest():
     assert chosen[-1].seq == 30
     huge = stored(3, text="z" * 10_000)
     assert [t.seq for t in window(huge, options)] == [3]
+
+
+def test_a_young_channel_keeps_all_its_turns():
+    options = HistoryOptions(max_turns=60, chunk_turns=20, token_budget=10_000)
+    assert [t.seq for t in window(stored(7), options)] == list(range(1, 8))
+    assert len(window(stored(59), options)) == 59
