@@ -5,6 +5,10 @@
 platform's ``post`` callback only when every earlier request of that channel has been answered
 (or has waited ``order_wait_s``), and only if no earlier delivery posted the same request id.
 A reply is acked after it is posted, so a restarted bot posts what it had not posted yet.
+
+Each read batch costs a few round trips however many replies it holds: one script call sets the
+posted guards of every reply whose turn has come (``_RELEASE_LUA``), the posts follow, and one
+transaction acks them all. ``submit`` is one script call too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,50 @@ _POSTED_TTL_S = 7 * 24 * 3600
 _ORDER_TTL_S = 24 * 3600
 _MAX_POST_ATTEMPTS = 5
 
+# KEYS: the channel order list, then the request stream. ARGV: request id, order TTL (s), the
+# request's fields as name, value, ...
+_SUBMIT_LUA = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+"""
+
+# Per channel, KEYS: its order list, then the posted guard of each of its n candidate replies;
+# ARGV (after the guard TTL and value): n, then the candidates' request ids in arrival order.
+# Walks the candidates as they arrived, as if each had been released on arrival: a candidate
+# whose request is not in the order list (sent by an older bot) goes at once; then the head of
+# the list goes while its reply is a candidate. Sets the guard of each reply that goes (SET NX).
+# Returns per channel {index, set, index, set, ...} in posting order: the candidate's 1-based
+# index, and 1 if this call set its guard, 0 if the guard was there (posted before).
+_RELEASE_LUA = """
+local out, k, a = {}, 1, 3
+while a <= #ARGV do
+  local order, n = KEYS[k], tonumber(ARGV[a])
+  local slot, arrived, claimed, got, inhead = {}, {}, {}, {}, {}
+  for i = 1, n do slot[ARGV[a + i]] = i end
+  local head = redis.call('LRANGE', order, 0, n - 1)
+  for _, id in ipairs(head) do inhead[id] = true end
+  local pos = 1
+  local function claim(i)
+    claimed[i] = true
+    got[#got + 1] = i
+    got[#got + 1] = redis.call('SET', KEYS[k + i], ARGV[2], 'NX', 'EX', ARGV[1]) and 1 or 0
+  end
+  for i = 1, n do
+    local id = ARGV[a + i]
+    arrived[id] = true
+    if not inhead[id] and not redis.call('LPOS', order, id) then claim(i) end
+    while pos <= #head and arrived[head[pos]] and not claimed[slot[head[pos]]] do
+      claim(slot[head[pos]])
+      pos = pos + 1
+    end
+  end
+  out[#out + 1] = got
+  k, a = k + n + 1, a + n + 1
+end
+return out
+"""
+
 
 @dataclass
 class _Held:
@@ -35,7 +83,7 @@ class _Held:
     since: float = field(default_factory=time.monotonic)
     attempts: int = 0
     retry_at: float = 0.0
-    claimed: bool = False  # this client holds the posted key for a post that failed and awaits retry
+    claimed: bool = False  # this client set the posted key and has not released it (it may post)
 
 
 class RelayClient:
@@ -55,6 +103,8 @@ class RelayClient:
         self._held: dict[str, _Held] = {}  # request id -> reply waiting for its turn
         self._stopping = asyncio.Event()
         self._on_failed: Post | None = None
+        self._submit_script = redis.register_script(_SUBMIT_LUA)
+        self._release_script = redis.register_script(_RELEASE_LUA)
         self.heartbeat = Heartbeat(redis, keys.heartbeat("bot", bot), interval_s=heartbeat_interval_s,
                                    ttl_s=heartbeat_ttl_s, info=lambda: {"posted": self.posted, "held": len(self._held)})
 
@@ -90,12 +140,9 @@ class RelayClient:
         if request.bot != self.bot:
             raise BadMessage(f"request is for bot {request.bot!r}, this client is {self.bot!r}")
         request.validate(max_text_chars=self.max_text_chars)
-        order = self.keys.channel_order(self.bot, request.channel)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(order, request.id)
-            pipe.expire(order, _ORDER_TTL_S)
-            pipe.xadd(self.keys.requests, request.to_fields())
-            await pipe.execute()
+        fields = [item for pair in request.to_fields().items() for item in pair]
+        await self._submit_script(keys=[self.keys.channel_order(self.bot, request.channel), self.keys.requests],
+                                  args=[request.id, _ORDER_TTL_S, *fields])
         return request.id
 
     # -- delivering ----------------------------------------------------------------------------
@@ -120,14 +167,11 @@ class RelayClient:
                     block=None if pending else self.read_block_ms,
                 )
                 entries = response[0][1] if response else []
-                held_entries = {h.entry_id for h in self._held.values()}
-                for entry_id, fields in entries:
-                    if pending and entry_id in held_entries:
-                        continue
-                    await self._accept(entry_id, fields or {}, post)
+                held_entries = {h.entry_id for h in self._held.values()} if pending else set()
+                drop = self._accept([entry for entry in entries if entry[0] not in held_entries])
                 if pending:
                     from_id = entries[-1][0] if entries else ">"
-                await self._release_due(post)
+                await self._release_due(post, drop)
                 backoff_s = 0.05
             except Exception as exc:  # boundary: keep delivering through Redis restarts
                 nogroup = "NOGROUP" in str(exc)
@@ -144,44 +188,84 @@ class RelayClient:
                 backoff_s = min(backoff_s * 2, 5.0)
                 from_id = "0"
 
-    async def _accept(self, entry_id: str, fields: dict, post: Post) -> None:
-        try:
-            reply = Reply.from_fields(fields)
-        except Exception as exc:  # BadMessage, or any parser slip: one poison entry must not wedge delivery
-            log.warning("bot %s: dropping malformed reply %s: %s", self.bot, entry_id, str(exc)[:200])
-            await self._ack(entry_id)
-            return
-        held = self._held.get(reply.request_id)
-        if held is not None and held.entry_id != entry_id:
-            # A second answer to a request whose first answer is still waiting its turn (a reclaimed
-            # request answered twice): keep the first, ack this one.
-            self.duplicates += 1
-            log.info("bot %s: dropping duplicate reply %s for %s", self.bot, entry_id, reply.request_id)
-            await self._ack(entry_id)
-            return
-        self._held[reply.request_id] = _Held(entry_id, reply)
-        await self._release(reply.channel, post)
+    def _accept(self, entries: list[tuple[str, dict]]) -> list[str]:
+        """Hold each reply for its turn; returns the entries to ack without posting."""
+        drop = []
+        for entry_id, fields in entries:
+            try:
+                reply = Reply.from_fields(fields or {})
+            except Exception as exc:  # BadMessage, or any parser slip: one poison entry must not wedge delivery
+                log.warning("bot %s: dropping malformed reply %s: %s", self.bot, entry_id, str(exc)[:200])
+                drop.append(entry_id)
+                continue
+            held = self._held.get(reply.request_id)
+            if held is not None and held.entry_id != entry_id:
+                # A second answer to a request whose first answer is still waiting its turn (a reclaimed
+                # request answered twice): keep the first, ack this one.
+                self.duplicates += 1
+                log.info("bot %s: dropping duplicate reply %s for %s", self.bot, entry_id, reply.request_id)
+                drop.append(entry_id)
+                continue
+            self._held[reply.request_id] = _Held(entry_id, reply)
+        return drop
 
-    async def _release(self, channel: str, post: Post) -> None:
-        """Post held replies of ``channel`` while the head of its order list has one."""
-        order = self.keys.channel_order(self.bot, channel)
-        while True:
-            head = await self.redis.lindex(order, 0)
-            held = self._held.get(head) if head else None
-            if held is None:
-                # A reply whose request is not in the order list (say, sent by an older bot) waits for no one.
-                loose = [h for h in self._held.values() if h.reply.channel == channel
-                         and await self.redis.lpos(order, h.reply.request_id) is None]
-                if not loose:
-                    return
-                held = loose[0]
-            if time.monotonic() < held.retry_at or not await self._post_once(held, post):
-                return
+    async def _release(self, post: Post, drop: list[str]) -> None:
+        """Post every held reply whose turn has come, then ack them (and ``drop``) in one transaction.
 
-    async def _release_due(self, post: Post) -> None:
-        """Retry failed posts; a reply that waited ``order_wait_s`` for an earlier one goes out anyway."""
+        A failed post holds back the rest of its channel: their guards are dropped again, so they
+        are posted after it (by this bot or, should it die, by the next one).
+        """
         now = time.monotonic()
-        channels = {held.reply.channel for held in self._held.values()}
+        waiting: dict[str, list[_Held]] = {}
+        for held in self._held.values():
+            if now >= held.retry_at:
+                waiting.setdefault(held.reply.channel, []).append(held)
+        turn = await self._claim(waiting) if waiting else []
+        done: list[_Held] = []
+        unclaim: list[_Held] = []
+        blocked: set[str] = set()
+        index = 0
+        try:
+            for index in range(len(turn)):
+                held, first = turn[index]
+                if held.reply.channel in blocked:
+                    if held.claimed:
+                        unclaim.append(held)
+                elif await self._post_once(held, first, post):
+                    done.append(held)
+                else:
+                    blocked.add(held.reply.channel)
+        except BaseException:  # the process is going down mid-post: ack what was posted, free what was not
+            unclaim += [held for held, _ in turn[index + 1:] if held.claimed]
+            try:
+                await self._done(done, drop, unclaim)
+            except Exception as exc:  # boundary: the original error matters more
+                log.warning("bot %s: cannot ack posted replies on the way out (%s)", self.bot, exc)
+            raise
+        await self._done(done, drop, unclaim)
+
+    async def _claim(self, waiting: dict[str, list[_Held]]) -> list[tuple[_Held, bool]]:
+        """The replies of ``waiting`` whose turn has come, in posting order, with their guards set.
+
+        Each comes with whether this client may post it: False if its request was posted before.
+        """
+        keys, args = [], [_POSTED_TTL_S, str(time.time())]
+        for channel, held in waiting.items():
+            keys += [self.keys.channel_order(self.bot, channel),
+                     *(self.keys.posted(self.bot, h.reply.request_id) for h in held)]
+            args += [len(held), *(h.reply.request_id for h in held)]
+        turn = []
+        for held, claims in zip(waiting.values(), await self._release_script(keys=keys, args=args), strict=True):
+            for index, was_set in zip(claims[::2], claims[1::2], strict=True):
+                # A claim kept from a failed attempt (its release failed too) is ours: not a duplicate.
+                held[index - 1].claimed = held[index - 1].claimed or bool(was_set)
+                turn.append((held[index - 1], held[index - 1].claimed))
+        return turn
+
+    async def _release_due(self, post: Post, drop: list[str] | None = None) -> None:
+        """Post what is due (``drop``: entries to ack unposted), failed posts whose retry time came
+        included; a reply that waited ``order_wait_s`` for an earlier one goes out anyway."""
+        now = time.monotonic()
         for held in list(self._held.values()):
             if now - held.since < self.order_wait_s:
                 continue
@@ -197,19 +281,15 @@ class RelayClient:
                                 self.bot, ", ".join(skipped), self.order_wait_s)
                     for request_id in skipped:
                         await self.redis.lrem(order, 1, request_id)
-        for channel in channels:
-            await self._release(channel, post)
+        await self._release(post, drop or [])
 
-    async def _post_once(self, held: _Held, post: Post) -> bool:
-        """Post ``held`` unless its request id was posted before; False if the platform failed."""
+    async def _post_once(self, held: _Held, first: bool, post: Post) -> bool:
+        """Post ``held`` unless its request id was posted before (not ``first``); False if the platform failed."""
         reply = held.reply
         posted_key = self.keys.posted(self.bot, reply.request_id)
-        # A claim kept from a failed attempt (its release failed too) is ours: not a duplicate.
-        first = held.claimed or await self.redis.set(posted_key, str(time.time()), nx=True, ex=_POSTED_TTL_S)
         if not first:
             self.duplicates += 1
         elif reply.status == "ok":
-            held.claimed = True
             try:
                 await post(reply)
                 self.posted += 1
@@ -234,19 +314,25 @@ class RelayClient:
                     log.exception("bot %s: on_failed raised for %s", self.bot, reply.request_id)
         if first:
             self.finished += 1
-        await self._done(held)
         return True
 
-    async def _done(self, held: _Held) -> None:
-        self._held.pop(held.reply.request_id, None)
+    async def _done(self, done: list[_Held], drop: list[str], unclaim: list[_Held]) -> None:
+        """One transaction: ack and delete ``done`` (off their order lists too) and the ``drop``
+        entries; delete the guards of ``unclaim``, set for replies that were not posted."""
+        for held in done:
+            self._held.pop(held.reply.request_id, None)
+        ids = [held.entry_id for held in done] + drop
+        if not ids and not unclaim:
+            return
+        stream = self.keys.replies(self.bot)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(self.keys.channel_order(self.bot, held.reply.channel), 1, held.reply.request_id)
-            pipe.xack(self.keys.replies(self.bot), self.keys.bot_group(self.bot), held.entry_id)
-            pipe.xdel(self.keys.replies(self.bot), held.entry_id)
+            for held in done:
+                pipe.lrem(self.keys.channel_order(self.bot, held.reply.channel), 1, held.reply.request_id)
+            if ids:
+                pipe.xack(stream, self.keys.bot_group(self.bot), *ids)
+                pipe.xdel(stream, *ids)
+            if unclaim:
+                pipe.delete(*(self.keys.posted(self.bot, held.reply.request_id) for held in unclaim))
             await pipe.execute()
-
-    async def _ack(self, entry_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.replies(self.bot), self.keys.bot_group(self.bot), entry_id)
-            pipe.xdel(self.keys.replies(self.bot), entry_id)
-            await pipe.execute()
+        for held in unclaim:
+            held.claimed = False

@@ -2,9 +2,10 @@
 
 It reads the request stream through the workers' consumer group, runs up to ``concurrency``
 requests at once (one at a time per channel, so a channel's replies are produced in order),
-and writes each reply, acks and deletes its request in one transaction: a request is acked only
-once its reply exists. Requests held by a worker that stopped heartbeating, or idle past
-``reclaim_idle_s``, are claimed by another. Malformed requests go to the dead-letter stream.
+and writes each reply, acks and deletes its request in one transaction (shared by the requests
+that finish together): a request is acked only once its reply exists. Requests held by a worker
+that stopped heartbeating, or idle past ``reclaim_idle_s``, are claimed by another. Malformed
+requests go to the dead-letter stream.
 
 ``run(burst=True)`` drains what is queued and returns, for tests and batch jobs. ``startup`` and
 ``shutdown`` own the engine and the heartbeat.
@@ -77,6 +78,8 @@ class Worker:
         )
         self._lease_task: asyncio.Task | None = None
         self._leases_done = asyncio.Event()
+        self._commits: list[tuple[str, list, asyncio.Future]] = []  # (entry id, writes, done) for _group_commit
+        self._committer: asyncio.Task | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -93,6 +96,9 @@ class Worker:
             for task in still_running:  # left pending in Redis: another worker will reclaim them
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
+        if self._committer is not None and not self._committer.done():  # writes of requests given up on
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
         if self._lease_task is not None:
             self._leases_done.set()
             await asyncio.wait_for(asyncio.gather(self._lease_task, return_exceptions=True), 10)
@@ -191,7 +197,8 @@ class Worker:
             log.exception("request %s: engine %s failed", request.id, self.engine.name)
             return Reply(status="error", reason="the engine failed; see the worker log", **common), "engine failed"
         gen_ms = (time.perf_counter() - started) * 1000
-        return Reply(status="ok", parts=generation.parts, adapter=generation.adapter, gen_ms=gen_ms, **common), None
+        return Reply(status="ok", parts=generation.parts, adapter=generation.adapter, gen_ms=gen_ms,
+                     reason=generation.notice, **common), None
 
     async def _reject(self, entry_id: str, fields: dict, reason: str) -> None:
         self.rejected += 1
@@ -209,18 +216,16 @@ class Worker:
     async def _finish(self, entry_id: str, bot: str | None, reply: Reply | None, *,
                       dead_letter: dict | None = None, count: bool = True) -> None:
         """Write the reply (and dead letter), ack and delete the request: all or nothing."""
+        writes: list[tuple[str, dict, int | None]] = []  # (stream, fields, maxlen) to XADD
+        if dead_letter:
+            writes.append((self.keys.dead_letter, {**dead_letter, "worker": self.name, "entry": entry_id},
+                           _DEAD_LETTER_MAXLEN))
+        if bot and reply is not None:
+            writes.append((self.keys.replies(bot), reply.to_fields(), None))
         backoff_s = 0.05
         while True:
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    if dead_letter:
-                        pipe.xadd(self.keys.dead_letter, {**dead_letter, "worker": self.name, "entry": entry_id},
-                                  maxlen=_DEAD_LETTER_MAXLEN, approximate=True)
-                    if bot and reply is not None:
-                        pipe.xadd(self.keys.replies(bot), reply.to_fields())
-                    pipe.xack(self.keys.requests, self.keys.workers_group, entry_id)
-                    pipe.xdel(self.keys.requests, entry_id)
-                    await pipe.execute()
+                await self._commit(entry_id, writes)
                 if count:
                     self.processed += 1
                 return
@@ -230,6 +235,52 @@ class Worker:
                 log.warning("worker %s: cannot write reply for %s (%s); retrying", self.name, entry_id, exc)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    def _commit(self, entry_id: str, writes: list[tuple[str, dict, int | None]]) -> asyncio.Future:
+        """Queue a request's writes, its ack and its delete for the next group commit."""
+        done = asyncio.get_running_loop().create_future()
+        self._commits.append((entry_id, writes, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._group_commit(), name="worker:commit")
+        return done
+
+    async def _group_commit(self) -> None:
+        """Commit queued requests in one transaction: their XADDs, then one XACK and one XDEL for all.
+
+        Requests finishing in the same loop tick, or while the previous commit is in flight, share
+        one round trip. Each request's future gets the first error among its own writes and the
+        ack/delete, so one bad write fails only its request (MULTI does not roll back either way).
+        """
+        await asyncio.sleep(0)  # requests finishing in this tick join the first commit
+        while self._commits:
+            batch, self._commits = self._commits, []
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for _, writes, _ in batch:
+                        for stream, fields, maxlen in writes:
+                            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
+                    ids = [entry_id for entry_id, _, _ in batch]
+                    pipe.xack(self.keys.requests, self.keys.workers_group, *ids)
+                    pipe.xdel(self.keys.requests, *ids)
+                    results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # the whole commit failed (Redis unavailable...): each caller decides
+                results = [exc] * (sum(len(writes) for _, writes, _ in batch) + 2)
+            except BaseException:
+                for _, _, done in batch + self._commits:
+                    done.cancel()
+                self._commits = []
+                raise
+            acked = next((r for r in results[-2:] if isinstance(r, Exception)), None)
+            at = 0
+            for _, writes, done in batch:
+                error = next((r for r in results[at:at + len(writes)] if isinstance(r, Exception)), acked)
+                at += len(writes)
+                if done.done():  # its request was cancelled meanwhile
+                    continue
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
 
     @contextlib.asynccontextmanager
     async def _channel_turn(self, channel: str) -> AsyncIterator[None]:

@@ -622,3 +622,84 @@ async def test_requests_accepted_before_a_redis_restart_are_answered_after_it(
         assert client.duplicates == 0
     finally:
         await probe.aclose()
+
+
+# -- one read, many replies ------------------------------------------------------------------------
+
+async def test_a_failed_post_in_the_middle_of_a_read_holds_back_only_what_follows_it(
+        clients, redis_url, aredis, sync_redis, keys, make_request):
+    client = await clients(redis_url, retry_base_s=0.2)
+    r1, r2, r3 = (make_request(f"m{i}") for i in (1, 2, 3))
+    other = make_request("x", channel="test:other")
+    for request in (r1, r2, r3, other):
+        await client.submit(request)
+    for request in (r1, r2, r3, other):  # all there before delivery starts: one read takes them all
+        await aredis.xadd(keys.replies("b1"), answer(request))
+    post = Recorder(fail={r2.id: 1})
+    async with delivering(client, post):
+        await eventually(lambda: pending(sync_redis, keys) == 2, what="r2 and r3 waiting, unacked")
+        assert post.ids == [r1.id, other.id]
+        assert not sync_redis.exists(keys.posted("b1", r3.id)), "r3 was not posted: its guard is not kept"
+        await eventually(lambda: client.posted == 4, what="the retry and what waited for it")
+        await eventually(lambda: pending(sync_redis, keys) == 0, what="acks")
+    assert post.ids == [r1.id, other.id, r2.id, r3.id]
+    assert post.calls.count(r3.id) == 1
+    assert (client.posted, client.finished, client.duplicates) == (4, 4, 0)
+    assert_all_consumed(sync_redis, keys)
+
+
+@pytest.mark.parametrize("late_first", [True, False])
+async def test_a_late_reply_and_the_next_one_read_together_go_out_as_they_arrived(
+        clients, redis_url, aredis, sync_redis, keys, make_request, late_first):
+    client = await clients(redis_url)
+    late, following = make_request("late"), make_request("next")
+    await client.submit(following)  # ``late`` was skipped already: it is no longer in the order list
+    arrivals = (late, following) if late_first else (following, late)
+    for request in arrivals:
+        await aredis.xadd(keys.replies("b1"), answer(request))
+    post = Recorder()
+    async with delivering(client, post):
+        await eventually(lambda: client.posted == 2, what="both posts")
+        await eventually(lambda: pending(sync_redis, keys) == 0, what="acks")
+    assert post.ids == [r.id for r in arrivals]
+    assert_all_consumed(sync_redis, keys)
+
+
+async def test_a_crash_mid_read_leaves_the_unposted_replies_to_the_next_bot(clients, redis_url, aredis, sync_redis,
+                                                                            keys, make_request):
+    first = await clients(redis_url)
+    sent = [make_request(f"m{i}", channel=f"test:{i % 2}") for i in range(6)]
+    for request in sent:
+        await first.submit(request)
+        await aredis.xadd(keys.replies("b1"), answer(request))
+    before = Recorder(crash_after=sent[2].id)
+    with pytest.raises(Crash):
+        await first.deliver(before)
+    posted_before = before.ids
+    assert posted_before[-1] == sent[2].id
+    await first.shutdown()
+
+    second = await clients(redis_url)
+    after = Recorder()
+    async with delivering(second, after):
+        await eventually(lambda: second.finished + second.duplicates == 6 - len(posted_before) + 1, what="the rest")
+        await eventually(lambda: pending(sync_redis, keys) == 0, what="acks")
+    assert second.duplicates == 1, "only the post in progress at the crash counts as posted"
+    assert sorted(posted_before + after.ids) == sorted(r.id for r in sent), "every reply posted once"
+    assert_all_consumed(sync_redis, keys)
+
+
+async def test_scripts_lost_by_redis_are_loaded_again(clients, redis_url, aredis, sync_redis, keys, make_request):
+    client = await clients(redis_url)
+    r1, r2 = make_request("1"), make_request("2")
+    post = Recorder()
+    async with delivering(client, post):
+        await client.submit(r1)
+        await aredis.xadd(keys.replies("b1"), answer(r1))
+        await eventually(lambda: client.posted == 1, what="the first post")
+        await aredis.script_flush()  # as a restarted Redis: no scripts cached
+        await client.submit(r2)
+        await aredis.xadd(keys.replies("b1"), answer(r2))
+        await eventually(lambda: client.posted == 2, what="the post after the flush")
+    assert post.ids == [r1.id, r2.id]
+    assert_all_consumed(sync_redis, keys)

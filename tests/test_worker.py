@@ -200,3 +200,71 @@ async def test_worker_survives_a_redis_restart(make_redis_server, keys, make_wor
     texts = [Reply.from_fields(f).parts[0] for _, f in await client.xrange(keys.replies("b1"))]
     await client.aclose()
     assert texts == ["echo: before", "echo: after"]
+
+
+class FailingCommits:
+    """The worker's Redis connection, but the next ``failures`` transactions fail as if Redis went away."""
+
+    def __init__(self, redis, failures: int):
+        self._redis = redis
+        self.failures = failures
+        self.commits = 0
+
+    def __getattr__(self, name):
+        return getattr(self._redis, name)
+
+    def pipeline(self, *args, **kwargs):
+        import redis.exceptions
+
+        pipe = self._redis.pipeline(*args, **kwargs)
+        self.commits += 1
+        if self.failures:
+            self.failures -= 1
+
+            async def execute(*_args, **_kwargs):
+                await pipe.reset()
+                raise redis.exceptions.ConnectionError("injected: connection lost")
+
+            pipe.execute = execute
+        return pipe
+
+
+async def test_requests_finishing_together_share_one_commit(aredis, sync_redis, keys, redis_url, make_worker,
+                                                            make_request):
+    await queue(aredis, keys, [make_request(f"m{i}", channel=f"test:{i}") for i in range(16)])
+    worker = make_worker(redis_url, concurrency=16)
+    worker.redis = counting = FailingCommits(worker.redis, failures=0)
+    assert await worker.run(burst=True) == 16
+    assert counting.commits < 16 / 2, "replies of one read go out in a few transactions, not one each"
+    assert sorted(r.parts[0] for r in replies(sync_redis, keys)) == sorted(f"echo: m{i}" for i in range(16))
+    assert sync_redis.xlen(keys.requests) == 0
+    assert sync_redis.xpending(keys.requests, keys.workers_group)["pending"] == 0
+
+
+async def test_a_commit_that_fails_transiently_is_retried_for_each_of_its_requests(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, caplog):
+    bad = make_request("bad").to_fields()
+    bad["v"] = "0"  # rejected: its rejection and dead letter share the failing commit
+    await queue(aredis, keys, [make_request(f"m{i}", channel=f"test:{i}") for i in range(8)])
+    await aredis.xadd(keys.requests, bad)
+    worker = make_worker(redis_url, concurrency=16)
+    worker.redis = FailingCommits(worker.redis, failures=1)
+    assert await worker.run(burst=True) == 8
+    assert "cannot write reply" in caplog.text
+    got = replies(sync_redis, keys)
+    assert sorted(r.parts[0] for r in got if r.status == "ok") == sorted(f"echo: m{i}" for i in range(8))
+    assert [r.request_id for r in got if r.status == "rejected"] == [bad["id"]], "each reply written once"
+    assert sync_redis.xlen(keys.dead_letter) == 1 and worker.rejected == 1
+    assert sync_redis.xlen(keys.requests) == 0
+    assert sync_redis.xpending(keys.requests, keys.workers_group)["pending"] == 0
+
+
+async def test_a_write_that_fails_in_a_shared_commit_fails_only_its_request(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, caplog):
+    await aredis.set(keys.replies("b2"), "not a stream")  # XADD to it fails with WRONGTYPE
+    await queue(aredis, keys, [make_request(f"m{i}", channel=f"test:{i}") for i in range(4)])
+    await queue(aredis, keys, [make_request("lost", channel="test:x", bot="b2")])
+    worker = make_worker(redis_url, concurrency=16)
+    assert await worker.run(burst=True) == 4
+    assert sorted(r.parts[0] for r in replies(sync_redis, keys)) == sorted(f"echo: m{i}" for i in range(4))
+    assert "could not answer" in caplog.text and "WRONGTYPE" in caplog.text
