@@ -59,23 +59,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     ctx.obj = AppContext(config_path)
 
 
-# -- groups that later parts of the pipeline fill ---------------------------------------------
-
-@cli.group()
-def train() -> None:
-    """Fine-tune a LoRA adapter on the built samples (transformers + peft, CPU or GPU)."""
-
-
-@cli.group(name="eval")
-def eval_() -> None:
-    """Measure how much an adapter sounds like its owner, against the base model."""
-
-
-@cli.group()
-def adapters() -> None:
-    """The adapter registry: list, publish, use, roll back, blend and remove adapters."""
-
-
 # -- worker -------------------------------------------------------------------------------------
 
 @cli.group()
@@ -219,8 +202,12 @@ def _add_area_commands() -> None:
     """Groups whose commands live with the code they drive (one module per area)."""
     from bot.commands_bot import bot
     from training.commands_data import data
+    from training.commands_train import adapters, eval_cmd, train
 
     cli.add_command(data)
+    cli.add_command(train)
+    cli.add_command(eval_cmd)
+    cli.add_command(adapters)
     cli.add_command(bot)
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 ChatType = Literal["dm", "group"]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     TEXT = "text"
     STICKER = "sticker"    # text holds the sticker's emoji or name, e.g. "😂" or "[捂脸]"
     EMOJI = "emoji"        # a message that is only emoji / bracketed emoji codes
