@@ -48,6 +48,8 @@ class VLLMEngine:
         self._requests: dict[str, object] = {}
 
     async def startup(self) -> None:
+        # vLLM logs every engine detail to stdout at INFO; the chat and the CLI own stdout.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             from transformers import AutoTokenizer
             from vllm import AsyncEngineArgs
