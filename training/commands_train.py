@@ -273,7 +273,7 @@ def adapters_remove(obj, adapter: str) -> None:
     click.echo(f"removed {ref}")
 
 
-def _parents(specs, settings, registry):
+def parents_from_specs(specs, settings, registry):
     from training.blend import Parent, parse_weighted
 
     parents = []
@@ -323,7 +323,7 @@ def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, sa
     options = EvalOptions(samples=samples or settings.train.eval_samples, generate=not no_generate,
                           max_ppl_ratio=settings.train.max_ppl_ratio)
     with open_registry(settings) as registry:
-        parents = _parents(weighted, settings, registry)
+        parents = parents_from_specs(weighted, settings, registry)
         blender = Blender(parents, combination, spec.max_lora_rank, rank)
         weights = [p.weight for p in parents]
         data_path = data or blender.meta[0].get("data", {}).get("path")
@@ -355,3 +355,25 @@ def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, sa
         if not no_publish:
             ref = publish(registry, path, name, spec, data=Path(data_path) if data_path else None, force=force, use=use)
             click.echo(f"published {ref}")
+
+
+@adapters.command("jobs")
+@click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
+@click.pass_obj
+def adapters_jobs(obj, burst: bool) -> None:
+    """Run the jobs owners queue from chats (/clone blend ... as NAME) and answer in that chat."""
+    import redis as redis_lib
+
+    from doppel.redis_server import redis_url
+    from training.jobs import run_jobs
+
+    settings = _settings(obj)
+    with redis_url(settings) as url:
+        client = redis_lib.Redis.from_url(url, decode_responses=True)
+        try:
+            done = run_jobs(settings, client, burst=burst)
+        except KeyboardInterrupt:
+            done = 0
+        finally:
+            client.close()
+    click.echo(f"{done} job(s) run")
