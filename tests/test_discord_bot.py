@@ -134,6 +134,7 @@ async def test_slash_commands_are_registered_and_answered_by_owner_id(fake, run_
 
 async def test_the_token_never_reaches_the_logs(fake, run_discord, make_worker, redis_url, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="discord")  # the CLI tests quiet it
     async with run_discord(), running(make_worker(redis_url)):
         await fake.message("900003", ANN, "hi")
         await eventually(lambda: fake.sent, what="a reply")

@@ -215,6 +215,8 @@ async def _history_length(aredis, keys, n):
 
 async def test_the_token_never_reaches_the_logs(fake, run_telegram, make_worker, redis_url, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the CLI tests quiet it
+    caplog.set_level(logging.DEBUG, logger="telegram")  # the CLI tests quiet it
     async with run_telegram(), running(make_worker(redis_url)):
         await fake.message(ANN["id"], ANN, "hi")
         await eventually(lambda: fake.sent, what="a reply")
