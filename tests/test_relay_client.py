@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import random
 import time
 
 import pytest
+from bot_helpers import eventually
 
 from doppel.relay import BadMessage, Reply, Request
 from inference.engine import EchoEngine
@@ -53,20 +53,6 @@ class Recorder:
         for reply in self.posted:
             out.setdefault(reply.channel, []).append(reply.request_id)
         return out
-
-
-async def eventually(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait until ``predicate()`` (sync or async) is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
