@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import time
 from pathlib import Path
@@ -148,8 +149,10 @@ def demo(app: AppContext, timeout_s: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--require", type=click.Choice(["worker", "bot"]), multiple=True,
               help="Exit 1 unless at least one live component of this kind exists (health checks).")
+@click.option("--self", "this_host", is_flag=True,
+              help="With --require: count only components on this host (a pod's or container's own probe).")
 @pass_app
-def status(app: AppContext, as_json: bool, require: tuple[str, ...]) -> None:
+def status(app: AppContext, as_json: bool, require: tuple[str, ...], this_host: bool) -> None:
     """Workers, bots, queue depth and pending requests, read from Redis."""
     import redis as redis_lib
 
@@ -171,9 +174,13 @@ def status(app: AppContext, as_json: bool, require: tuple[str, ...]) -> None:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         _print_status(report)
+    host = socket.gethostname()
     for kind in require:
-        if not (report.workers if kind == "worker" else report.bots):
-            raise DoppelError(f"no live {kind}")
+        live = report.workers if kind == "worker" else report.bots
+        if this_host:
+            live = {name: info for name, info in live.items() if info.get("host") == host}
+        if not live:
+            raise DoppelError(f"no live {kind}{' on ' + host if this_host else ''}")
 
 
 def _print_status(report) -> None:

@@ -94,3 +94,12 @@ def test_status_reports_workers_queue_and_health(tmp_path):
         _, stderr = worker.communicate(timeout=20)
     assert worker.returncode == 0, stderr
     assert "worker stopped" in stderr
+
+
+def test_status_self_counts_only_this_hosts_components(redis_url, sync_redis, keys):
+    """A pod's probe must fail when only other pods' workers are alive."""
+    sync_redis.set(keys.heartbeat("worker", "elsewhere-1"), json.dumps({"host": "other-host", "pid": 1}), px=60_000)
+    env = {"DOPPEL_REDIS_URL": redis_url}
+    assert doppel("status", "--require", "worker", env=env).returncode == 0
+    mine = doppel("status", "--require", "worker", "--self", env=env)
+    assert mine.returncode == 1 and "no live worker on" in mine.stderr

@@ -123,9 +123,10 @@ def test_every_compose_command_and_health_check_is_a_doppel_command(compose):
             assert test[0] == "CMD", f"{name}: health check runs doppel directly"
             path = resolve(test[1:])
             assert path == ["status"] and "--require" in test, f"{name}: health is a heartbeat check"
-    assert compose["services"]["worker"]["healthcheck"]["test"][-1] == "worker"
+    # --self: a container's check counts only its own heartbeat, not any live worker's.
+    assert compose["services"]["worker"]["healthcheck"]["test"][-3:] == ["--require", "worker", "--self"]
     for bot in ("bot-discord", "bot-telegram"):
-        assert compose["services"][bot]["healthcheck"]["test"][-1] == "bot"
+        assert compose["services"][bot]["healthcheck"]["test"][-3:] == ["--require", "bot", "--self"]
         assert compose["services"][bot]["command"] == ["bot", bot.removeprefix("bot-")]
 
 
@@ -288,7 +289,7 @@ def test_dockerfile_starts_and_health_checks_with_real_commands(path):
     assert check, f"{path.name}: HEALTHCHECK must run a command"
     argv = json.loads(check.group(1))
     assert resolve(argv) == ["status"]
-    assert argv[-2:] == ["--require", "bot" if role == "bot" else "worker"]
+    assert argv[-3:] == ["--require", "bot" if role == "bot" else "worker", "--self"]
 
 
 def test_runtime_data_files_are_packaged():
@@ -472,7 +473,7 @@ def test_k8s_workers_scale_out_on_gpus_with_heartbeat_probes(manifests):
     for section in ("requests", "limits"):
         assert container["resources"][section]["nvidia.com/gpu"] >= 1
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["exec"]["command"][-2:] == ["--require", "worker"]
+        assert container[probe]["exec"]["command"][-3:] == ["--require", "worker", "--self"]
     assert pod["terminationGracePeriodSeconds"] >= 40, "in-flight requests get 30 s after SIGTERM"
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
     assert mounts[deploy_settings().model.adapters_dir] == "adapters"
@@ -493,7 +494,7 @@ def test_k8s_bots_run_one_replica_each_with_their_token(manifests):
         assert TOKEN_ENV[platform] in env and REDIS_URL_ENV in env
         assert set(env) & set(TOKEN_ENV.values()) == {TOKEN_ENV[platform]}, "each bot gets only its own token"
         for probe in ("readinessProbe", "livenessProbe"):
-            assert container[probe]["exec"]["command"][-2:] == ["--require", "bot"]
+            assert container[probe]["exec"]["command"][-3:] == ["--require", "bot", "--self"]
 
 
 def test_k8s_redis_is_a_persistent_stateful_set(manifests):

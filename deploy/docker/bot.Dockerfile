@@ -35,6 +35,6 @@ WORKDIR /var/lib/doppel
 # Healthy means this deployment's bot heartbeat is in Redis (it stops when the relay client
 # stops), not merely that the process exists. Needs DOPPEL_REDIS_URL, as the bot itself does.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["doppel", "status", "--require", "bot"]
+  CMD ["doppel", "status", "--require", "bot", "--self"]
 ENTRYPOINT ["doppel"]
 CMD ["bot", "check"]

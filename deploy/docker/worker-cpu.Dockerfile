@@ -46,7 +46,7 @@ USER doppel
 WORKDIR /var/lib/doppel
 # The worker beats only once its engine has loaded, so the start period covers the model load.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10m --retries=3 \
-  CMD ["doppel", "status", "--require", "worker"]
+  CMD ["doppel", "status", "--require", "worker", "--self"]
 # SIGTERM: in-flight requests finish, the rest stays pending for another worker.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["doppel"]

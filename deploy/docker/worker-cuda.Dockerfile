@@ -44,7 +44,7 @@ WORKDIR /var/lib/doppel
 # The worker beats only once vLLM has loaded the model (minutes for a large one, more with
 # CUDA graphs), so the start period is long; after that a missing heartbeat is unhealthy.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15m --retries=3 \
-  CMD ["doppel", "status", "--require", "worker"]
+  CMD ["doppel", "status", "--require", "worker", "--self"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["doppel"]
 CMD ["worker", "run", "--engine", "vllm"]
