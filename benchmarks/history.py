@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -54,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from doppel.machine import cpu_model  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
 from inference import history  # noqa: E402
@@ -322,13 +322,6 @@ def format_report(report: dict) -> str:
     return "\n".join(out)
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
 
 async def bench(url: str, workdir: Path, args) -> dict:
     keys = Keys("bench")
@@ -336,7 +329,7 @@ async def bench(url: str, workdir: Path, args) -> dict:
     model = ScriptedModel(model_dir, max_model_len=1024)
     redis = async_redis(url)
     try:
-        env = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version(),
+        env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
                "redis_server": (await redis.info("server")).get("redis_version", "?"),
                "redis": "own server, unix socket, appendfsync everysec"}
         defaults = HistoryOptions()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -54,6 +53,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import redis as redis_py  # noqa: E402
 
+from doppel.machine import cpu_model  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
 from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
@@ -280,13 +280,6 @@ def format_report(report: dict) -> str:
     return "\n".join(out)
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
 
 async def bench(url: str, workdir: Path, args) -> dict:
     import torch
@@ -326,7 +319,7 @@ async def bench(url: str, workdir: Path, args) -> dict:
         await chat.shutdown()
         await redis.aclose()
         sync.close()
-    env = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version(),
+    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     return {
         "benchmark": "hotswap",

@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from doppel.machine import cpu_model  # noqa: E402
 from inference.hf_engine import HFEngine  # noqa: E402
 from inference.model_engine import LoadedAdapter, Sampling  # noqa: E402
 from inference.prompt import Turn, build_messages, persona_prompt  # noqa: E402
@@ -527,13 +528,6 @@ def _prompt_tokens(model: dict) -> str:
     return "?"
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
 
 def environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version
@@ -544,7 +538,7 @@ def environment() -> dict:
                 return version(dist)
         return "absent"
 
-    return {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "python": platform.python_version(),
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
             "torch": v("torch"), "vllm": v("vllm"), "transformers": v("transformers"), "peft": v("peft")}
 
 

@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.relay_client import RelayClient  # noqa: E402
+from doppel.machine import cpu_model  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
@@ -181,21 +182,14 @@ class RelayBot:
         self.bot = bot
         self.waiting: dict[str, asyncio.Future] = {}
         self.failed = 0
-        self._deliver: asyncio.Task | None = None
 
     async def __aenter__(self) -> RelayBot:
-        await self.client.startup()
-        self._deliver = asyncio.create_task(self.client.deliver(self._post, on_failed=self._on_failed))
+        self._delivering = self.client.delivering(self._post, on_failed=self._on_failed)
+        await self._delivering.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        self.client.stop()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._deliver), 5)
-        if not self._deliver.done():
-            self._deliver.cancel()
-            await asyncio.gather(self._deliver, return_exceptions=True)
-        await self.client.shutdown()
+        await self._delivering.__aexit__(*exc_info)
         await self.redis.aclose()
 
     async def _post(self, reply: Reply) -> None:
@@ -506,13 +500,6 @@ def format_table(report: dict) -> str:
     return "\n".join(out)
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
 
 async def _server_version(url: str) -> str:
     redis = async_redis(url)
@@ -536,7 +523,7 @@ async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int |
     import redis as redis_py
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    env = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "platform": platform.platform(),
+    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
            "python": platform.python_version(), "redis_py": redis_py.__version__,
            "redis_server": await _server_version(url), "redis": redis_kind}
     try:

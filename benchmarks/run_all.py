@@ -54,6 +54,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doppel.machine import cpu_model, memory_gib
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
@@ -353,17 +355,8 @@ def read_figures(name: str, data: dict) -> tuple[list[Figure], list[str]]:
 # -- machine ---------------------------------------------------------------------------------------
 
 def machine() -> dict:
-    info = {"cpu_model": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "memory_gib": None, "os": platform.platform(), "python": platform.python_version()}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    info = {"cpu_model": cpu_model(), "cores": os.cpu_count(), "memory_gib": memory_gib(),
+            "os": platform.platform(), "python": platform.python_version()}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT, timeout=10).stdout.strip()

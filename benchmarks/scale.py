@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.relay_client import RelayClient  # noqa: E402
+from doppel.machine import cpu_model, memory_gib  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
@@ -87,20 +88,6 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    return None
 
 
 # -- worker processes ------------------------------------------------------------------------------
@@ -170,21 +157,14 @@ class Bot:
         self.client = RelayClient(self.redis, Keys(prefix), "scale-bot", order_wait_s=3600.0)
         self.posted: list[Reply] = []
         self.failed = 0
-        self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> Bot:
-        await self.client.startup()
-        self._task = asyncio.create_task(self.client.deliver(self._post, on_failed=self._on_failed))
+        self._delivering = self.client.delivering(self._post, on_failed=self._on_failed)
+        await self._delivering.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        self.client.stop()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._task), 5)
-        if not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.client.shutdown()
+        await self._delivering.__aexit__(*exc_info)
         await self.redis.aclose()
 
     async def _post(self, reply: Reply) -> None:
@@ -342,7 +322,7 @@ async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int |
         server = (await probe.info("server")).get("redis_version", "?")
     finally:
         await probe.aclose()
-    env = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(), "memory_gib": _memory_gib(),
+    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "memory_gib": memory_gib(),
            "platform": platform.platform(), "python": platform.python_version(),
            "redis_server": server, "redis": redis_kind}
     runs = []

@@ -14,9 +14,10 @@ transaction acks them all. ``submit`` is one script call too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from doppel.errors import Kind, classify
@@ -133,6 +134,24 @@ class RelayClient:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @contextlib.asynccontextmanager
+    async def delivering(self, post: Post, *, on_failed: Post | None = None,
+                         drain_s: float = 5.0) -> AsyncIterator[RelayClient]:
+        """Join the relay and deliver in the background; on exit stop, let delivery finish (up to
+        ``drain_s``, then cancel it) and leave. For callers with nothing to do in between."""
+        await self.startup()
+        task = asyncio.create_task(self.deliver(post, on_failed=on_failed), name=f"deliver:{self.bot}")
+        try:
+            yield self
+        finally:
+            self.stop()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), drain_s)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await self.shutdown()
 
     # -- sending -------------------------------------------------------------------------------
     async def submit(self, request: Request) -> str:

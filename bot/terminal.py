@@ -33,7 +33,6 @@ async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user
     user = user or getpass.getuser()
     interactive = sys.stdin.isatty()
     client = RelayClient.from_settings(redis, settings, bot=BOT_NAME, order_wait_s=reply_timeout_s)
-    await client.startup()
 
     async def post(reply: Reply) -> None:
         for part in reply.parts:
@@ -42,9 +41,8 @@ async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user
     async def failed(reply: Reply) -> None:
         console.print(f"[yellow](no reply: {reply.reason})[/]", highlight=False)
 
-    delivery = asyncio.create_task(client.deliver(post, on_failed=failed))
     sent = 0
-    try:
+    async with client.delivering(post, on_failed=failed):
         while True:
             line = await _read_line("you> ", interactive)
             if line is None:
@@ -59,10 +57,6 @@ async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user
             if interactive:
                 await _wait_for(client, sent, reply_timeout_s)
         await _wait_for(client, sent, reply_timeout_s)
-    finally:
-        client.stop()
-        await delivery
-        await client.shutdown()
     return sent - client.finished
 
 
