@@ -58,7 +58,8 @@ _NOTICE_EVERY_S = 600.0
 class BotCore:
     def __init__(self, platform: Platform, client: RelayClient, settings, *, redis_url: str = "",
                  rng: random.Random | None = None, history: HistoryOptions | None = None,
-                 pacing: PacingOptions | None = None, started_at: float | None = None):
+                 pacing: PacingOptions | None = None, started_at: float | None = None,
+                 commander_ids: frozenset[str] | None = None):
         self.platform = platform
         self.client = client
         self.redis = client.redis
@@ -77,7 +78,11 @@ class BotCore:
         self.failure_text = bot.failure_text
         self.commands = Commands(
             redis=self.redis, keys=self.keys, settings=settings, platform=platform.name, bot=client.bot,
-            owner_ids=self.owner_ids, say=self.say, redis_url=redis_url,
+            # Who may run /clone commands: the owner's accounts, unless the adapter says otherwise
+            # (the terminal and web chats let their local user steer the clone while chatting with
+            # it as a friend, so their words are not recorded as the owner's own turns).
+            owner_ids=self.owner_ids if commander_ids is None else frozenset(commander_ids),
+            say=self.say, redis_url=redis_url,
             about=bot.about.replace("{owner}", owner).strip(),
         )
         self._shared = [RateWindow(limit) for limit in platform.global_limits]

@@ -1,8 +1,13 @@
-"""A terminal chat with the clone, through the same relay the Discord and Telegram bots use.
+"""A terminal chat with the clone: a platform adapter like Discord and Telegram, on stdin/stdout.
 
-Each line typed is a DM to the clone; its reply parts are printed as separate lines. When stdin is
-not a terminal (``echo hi | doppel chat``), every line is sent, the replies are awaited, and the
-command exits: handy for scripts and tests.
+Each line typed is a DM to the clone and goes through the shared core (``bot/core.py``): it is
+recorded in the channel history, the clone's reply parts come back through the relay and are
+printed as separate lines with the core's pacing, and ``/clone ...`` lines are owner commands.
+The local user steers the clone (runs the commands) but chats with it as a friend, so their lines
+are not recorded as the owner's own turns.
+
+When stdin is not a terminal (``echo hi | doppel chat``), every line is sent, the replies are
+awaited, and the command exits: handy for scripts and tests.
 """
 
 from __future__ import annotations
@@ -11,11 +16,63 @@ import asyncio
 import getpass
 import sys
 import time
+from collections.abc import Sequence
 
-from bot.relay_client import RelayClient
-from doppel.relay import Reply, Request
+from rich.console import Console
 
-BOT_NAME = "terminal"
+from bot.platform import CommandSpec, Incoming, Platform
+
+CHANNEL_PREFIX = "terminal:"
+
+
+class TerminalPlatform(Platform):
+    """Prints what the core sends; the REPL in ``chat`` feeds it what the user types."""
+
+    name = "terminal"
+    max_message_chars = 4000
+    typing_lifetime_s = 5.0
+
+    def __init__(self, console: Console, *, interactive: bool, user: str):
+        self.console = console
+        self.interactive = interactive
+        self.user = user
+        self.sent = 0
+        self._typing = None
+
+    def chat_type_of(self, channel: str) -> str:
+        return "dm"
+
+    async def connect(self) -> None:
+        self.display_name = "clone"
+
+    async def listen(self, core) -> None:
+        """Nothing to subscribe to: ``chat`` hands each typed line to ``core.handle``."""
+
+    async def close(self) -> None:
+        self._stop_typing()
+
+    async def owner_channel(self, user_id: str) -> str | None:
+        return CHANNEL_PREFIX + self.user
+
+    async def send_text(self, channel: str, text: str, *, reply_to: str = "") -> str:
+        self._stop_typing()
+        self.sent += 1
+        self.console.print(f"[bold cyan]clone>[/] {text}", highlight=False, markup=True, soft_wrap=True)
+        return str(self.sent)
+
+    async def send_typing(self, channel: str) -> None:
+        # Only a person watching needs the indicator; piped output stays one line per message.
+        if self.interactive and self._typing is None:
+            self._typing = self.console.status("[dim]clone is typing…[/]", spinner="dots")
+            self._typing.start()
+
+    async def register_commands(self, commands: Sequence[CommandSpec]) -> None:
+        """A terminal has no command menu; ``/clone help`` lists them."""
+
+    def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.stop()
+            self._typing = None
 
 
 async def _read_line(prompt: str, interactive: bool) -> str | None:
@@ -28,40 +85,48 @@ async def _read_line(prompt: str, interactive: bool) -> str | None:
     return line.rstrip("\n") if line else None
 
 
-async def chat(settings, redis, console, *, reply_timeout_s: float = 120.0, user: str | None = None) -> int:
-    """Run the chat until EOF or Ctrl-D; returns how many replies were not received in time."""
+async def chat(settings, url: str, console: Console, *, reply_timeout_s: float = 120.0,
+               user: str | None = None) -> int:
+    """Run the chat until EOF (Ctrl-D); returns how many messages got no reply in time."""
+    from bot.commands_bot import run_bot
+
     user = user or getpass.getuser()
     interactive = sys.stdin.isatty()
-    client = RelayClient.from_settings(redis, settings, bot=BOT_NAME, order_wait_s=reply_timeout_s)
-
-    async def post(reply: Reply) -> None:
-        for part in reply.parts:
-            console.print(f"[bold cyan]clone>[/] {part}", highlight=False)
-
-    async def failed(reply: Reply) -> None:
-        console.print(f"[yellow](no reply: {reply.reason})[/]", highlight=False)
-
+    platform = TerminalPlatform(console, interactive=interactive, user=user)
+    stop = asyncio.Event()
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    bot = asyncio.create_task(run_bot(settings, url, platform, stop=stop, drain_s=reply_timeout_s,
+                                      on_started=started.set_result, commander_ids={user}))
+    await asyncio.wait([bot, started], return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        await bot  # it failed before listening: its exception is the answer
+    core = started.result()
     sent = 0
-    async with client.delivering(post, on_failed=failed):
+    try:
         while True:
             line = await _read_line("you> ", interactive)
             if line is None:
                 break
             if not line.strip():
                 continue
-            await client.submit(Request(
-                platform="terminal", bot=BOT_NAME, channel=f"terminal:{user}", chat_type="dm",
-                author_id=user, author_name=user, text=line, trigger="chat", sent_at=time.time(),
-            ))
             sent += 1
+            await core.handle(Incoming(
+                platform="terminal", channel=CHANNEL_PREFIX + user, chat_type="dm", author_id=user,
+                author_name=user, text=line, message_id=f"t{sent}", at=time.time()))
             if interactive:
-                await _wait_for(client, sent, reply_timeout_s)
-        await _wait_for(client, sent, reply_timeout_s)
-    return sent - client.finished
+                await _settle(core, reply_timeout_s)
+        await _settle(core, reply_timeout_s)
+    finally:
+        missing = core.submitted - core.client.finished
+        stop.set()
+        await bot
+    return missing
 
 
-async def _wait_for(client: RelayClient, replies: int, timeout_s: float) -> None:
-    """Until ``replies`` replies have been handled (or the timeout)."""
+async def _settle(core, timeout_s: float) -> None:
+    """Until every request has its reply and every queued message is printed (or the timeout)."""
     deadline = time.monotonic() + timeout_s
-    while client.finished < replies and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if core.client.finished >= core.submitted and core.idle:
+            return
         await asyncio.sleep(0.02)
