@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from train_helpers import CATCHPHRASE, trained_run
@@ -147,3 +148,28 @@ def test_charts_are_drawn_with_or_without_matplotlib(tmp_path, monkeypatch, matp
     for name in ("l.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert line_chart(tmp_path / "e.png", "t", [("loss", {"loss": []})]) == "no chart: nothing to plot"
+
+
+def test_progress_counts_every_reply_scored_and_prompt_answered(run):
+    from training.evaluate import EvalOptions, Evaluator, load_heldout
+    from training.modeling import load_adapter_model, pick_device
+    from training.trainer import train_meta
+
+    adapter = run / "adapter"
+    meta = train_meta(adapter)
+    model, tokenizer = load_adapter_model({"adapter": adapter}, pick_device(), meta["base_path"])
+    evaluator = Evaluator(model, tokenizer, load_heldout(Path(meta["data"]["path"]), meta),
+                          EvalOptions(samples=4, batch_size=2))
+    seen: list[tuple[str, int]] = []
+
+    def stage(description: str):
+        return lambda count=1: seen.append((description, count))
+
+    evaluator.progress = stage
+    total = evaluator.work()
+    evaluator.score("adapter")
+    assert sum(count for _, count in seen) == total
+    stages = list(dict.fromkeys(description for description, _ in seen))
+    assert stages == ["evaluating: base model, perplexity", "evaluating: base model, replies",
+                      "evaluating: adapter, perplexity", "evaluating: adapter, replies"]
+    assert evaluator.work() == total // 2, "the base model's side is done once"

@@ -18,6 +18,7 @@ training run, with the base model's side computed once, and picks the best step 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -68,7 +69,11 @@ def load_heldout(data: Path, meta: dict) -> HeldOut:
     return HeldOut(Path(data), split, overlap, int(config.get("max_length", 2048)), config.get("train_on", "last"))
 
 
-def reply_perplexity(model, tokenizer, held: HeldOut) -> dict:
+def _no_tick(done: int = 1) -> None:
+    """The default progress callback: nobody is watching."""
+
+
+def reply_perplexity(model, tokenizer, held: HeldOut, tick=_no_tick) -> dict:
     """Perplexity of the owner's held-out replies: exp(mean NLL over the reply tokens)."""
     import torch
 
@@ -76,6 +81,7 @@ def reply_perplexity(model, tokenizer, held: HeldOut) -> dict:
     device = next(model.parameters()).device
     with torch.no_grad():
         for record in held.split.heldout:
+            tick()
             row = encode(tokenizer, record_messages(record), held.max_length, held.train_on)
             if row is None:
                 continue
@@ -98,7 +104,7 @@ def _pick(records: list[dict], n: int) -> list[dict]:
 
 
 def generate_replies(model, tokenizer, prompts: list[list[dict]], options: EvalOptions,
-                     max_new_tokens: int) -> list[str]:
+                     max_new_tokens: int, tick=_no_tick) -> list[str]:
     import torch
 
     device = next(model.parameters()).device
@@ -118,6 +124,7 @@ def generate_replies(model, tokenizer, prompts: list[list[dict]], options: EvalO
                                      top_p=options.top_p if sample else None, pad_token_id=tokenizer.pad_token_id)
             replies += [t.strip() for t in tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:],
                                                                   skip_special_tokens=True)]
+            tick(len(texts))
     finally:
         tokenizer.padding_side = side
     return replies
@@ -127,8 +134,10 @@ class Evaluator:
     """Scores adapters loaded into one peft model against the same held-out data; the base model's
     side (perplexity, replies, profile) is computed once."""
 
-    def __init__(self, model, tokenizer, held: HeldOut, options: EvalOptions):
+    def __init__(self, model, tokenizer, held: HeldOut, options: EvalOptions, progress=None):
         self.model, self.tokenizer, self.held, self.options = model, tokenizer, held, options
+        # progress(description) -> tick(n): a display of the work done (training.commands_data.LazyProgress).
+        self.progress = progress
         chosen = _pick(held.split.heldout, options.samples)
         self.prompts = [record_messages(r)[:-1] for r in chosen]
         self.owner_replies = [record_messages(r)[-1]["content"] for r in chosen]
@@ -140,18 +149,32 @@ class Evaluator:
         self.max_new_tokens = max(16, min(options.max_new_tokens, 2 * p90 + 8))
         self.owner = profile(self.owner_replies, self.phrases)
         self._base: dict | None = None
+        self._who = "adapter"
+
+    def work(self, adapters: int = 1) -> int:
+        """Units of work (held-out replies scored, prompts answered) for the base and ``adapters``."""
+        per_model = len(self.held.split.heldout) + (len(self.prompts) if self.options.generate else 0)
+        return per_model * ((self._base is None) + adapters)
+
+    def _tick(self, stage: str):
+        if self.progress is None:
+            return _no_tick
+        update = self.progress(f"evaluating: {self._who}, {stage}")
+        return update
 
     def _style(self) -> tuple[dict, list[str]]:
         if not self.options.generate:
             return {}, []
-        replies = generate_replies(self.model, self.tokenizer, self.prompts, self.options, self.max_new_tokens)
+        replies = generate_replies(self.model, self.tokenizer, self.prompts, self.options, self.max_new_tokens,
+                                   self._tick("replies"))
         mine = profile(replies, self.phrases)
         return {"profile": mine.to_dict(), "distance": compare(self.owner, mine)}, replies
 
     def base(self) -> dict:
         if self._base is None:
             with self.model.disable_adapter():
-                ppl = reply_perplexity(self.model, self.tokenizer, self.held)
+                self._who = "base model"
+                ppl = reply_perplexity(self.model, self.tokenizer, self.held, self._tick("perplexity"))
                 style, replies = self._style()
             self._base = {"perplexity": ppl, "style": style, "replies": replies}
         return self._base
@@ -160,7 +183,8 @@ class Evaluator:
         """The report for adapter ``adapter`` (a name loaded into the model)."""
         base = self.base()
         self.model.set_adapter(adapter)
-        ppl = reply_perplexity(self.model, self.tokenizer, self.held)
+        self._who = adapter
+        ppl = reply_perplexity(self.model, self.tokenizer, self.held, self._tick("perplexity"))
         style, replies = self._style()
         ratio = round(ppl["ppl"] / base["perplexity"]["ppl"], 4)
         report = {
@@ -209,6 +233,30 @@ def _base_for(adapter_dir: Path, meta: dict, cache_dir: Path | None) -> str | No
     return resolve_base(meta["base_model"], cache_dir) if meta.get("base_model") else None
 
 
+@contextlib.contextmanager
+def shown_progress(evaluator: Evaluator, console: Console | None, adapters: int = 1):
+    """Show ``evaluator``'s progress on ``console`` (when given and the work takes over a second)."""
+    if console is None:
+        yield
+        return
+    from training.commands_data import LazyProgress
+
+    done = 0
+    with LazyProgress(console, "evaluating", total=evaluator.work(adapters)) as shown:
+        def stage(description: str):
+            def tick(count: int = 1) -> None:
+                nonlocal done
+                done += count
+                shown.update(done, description)
+            return tick
+
+        evaluator.progress = stage
+        try:
+            yield
+        finally:
+            evaluator.progress = None
+
+
 def evaluate_adapter(adapter_dir: Path, data: Path | None = None, options: EvalOptions = EvalOptions(), *,
                      out_dir: Path | None = None, cache_dir: Path | None = None,
                      console: Console | None = None) -> dict:
@@ -221,7 +269,9 @@ def evaluate_adapter(adapter_dir: Path, data: Path | None = None, options: EvalO
     held = load_heldout(_data_path(data, meta, adapter_dir), meta)
     model, tokenizer = load_adapter_model({"adapter": adapter_dir}, pick_device(),
                                           _base_for(adapter_dir, meta, cache_dir))
-    report = Evaluator(model, tokenizer, held, options).score("adapter")
+    evaluator = Evaluator(model, tokenizer, held, options)
+    with shown_progress(evaluator, console):
+        report = evaluator.score("adapter")
     report["adapter"] = str(adapter_dir)
     write_report(report, Path(out_dir or adapter_dir))
     if console is not None:
@@ -272,7 +322,8 @@ def evaluate_run(run_dir: Path, data: Path | None = None, options: EvalOptions =
         if index:
             model.delete_adapter("candidate")
             model.load_adapter(str(folder), adapter_name="candidate")
-        report = evaluator.score("candidate")
+        with shown_progress(evaluator, console):
+            report = evaluator.score("candidate")
         report["adapter"], report["step"] = str(folder), step
         write_report(report, folder, chart=False)
         rows.append(report)
