@@ -43,3 +43,68 @@ def train_adapter(model_dir: Path, out: Path, pairs: list[tuple[str, str]], *, s
         optimizer.zero_grad()
     model.save_pretrained(out)
     return out
+
+
+
+
+# Two messages of one DM for end-to-end tests: the adapter answers the first with two parts.
+FIRST, ANSWER, SECOND = "how was work?", "long day\n\nsee you at eight", "and tomorrow?"
+
+
+def tiny_clone(redis, keys, model_dir: Path, adapters_root: Path):
+    """A greedy chat engine (owner Mia) over transformers+peft on ``model_dir``. Its model's
+    ``completions`` list gets (messages, adapter key, raw text) of every generation."""
+    from inference.chat_engine import ChatEngine, ChatOptions
+    from inference.hf_engine import HFEngine
+    from inference.model_engine import Sampling
+
+    class RecordingHF(HFEngine):
+        def __init__(self):
+            super().__init__(model_dir, max_model_len=384)
+            self.completions: list[tuple[list[dict], str, str]] = []
+
+        async def complete(self, request_id, messages, adapter, sampling):
+            text = await super().complete(request_id, messages, adapter, sampling)
+            self.completions.append((messages, adapter.key if adapter else "", text))
+            return text
+
+    options = ChatOptions(owner="Mia", persona="You are Mia. Reply as Mia.",
+                          sampling=Sampling(temperature=0, max_tokens=24, repetition_penalty=1.0))
+    return ChatEngine(redis, keys, RecordingHF(), adapters_root, options)
+
+
+def publish_first_answer(clone, registry, model_dir: Path, out: Path, *, speaker: str, at: float) -> None:
+    """Train an adapter that answers FIRST (from ``speaker``, sent at ``at``, opening a DM) with ANSWER,
+    on the exact prompt ``clone`` builds for it, and publish it as the default route ``mia@v1``."""
+    from inference.prompt import Turn, build_messages
+    from inference.registry import Card
+
+    system, user = build_messages(clone.system, [Turn(speaker, FIRST, at)], group=False)
+    weights = train_adapter(model_dir, out, [(user["content"], ANSWER)], system=system["content"])
+    registry.publish(weights, Card(name="mia", version=0, base_model="tiny", rank=8))
+
+
+def all_parts_sent(clone, replies: int, sent: int) -> bool:
+    """Whether ``clone`` generated ``replies`` replies and ``sent`` messages are all of their parts."""
+    completions = clone.model.completions
+    return len(completions) == replies and sent == sum(len(clone.postprocess.parts(text)) for *_, text in completions)
+
+
+def check_two_exchanges(clone, first_history) -> list[str]:
+    """The checks both platforms share, after FIRST and SECOND were answered; returns the parts the
+    platform should have received, in order. ``first_history`` is the DM's history after FIRST."""
+    from inference.prompt import join_burst
+
+    (prompt, adapter, text), (second_prompt, second_adapter, second_text) = clone.model.completions
+    assert adapter == second_adapter == "mia@v1", f"not generated through the published adapter: {adapter}"
+    assert text.startswith(ANSWER), f"the real model with the adapter said {text!r}"
+    parts = clone.postprocess.parts(text)
+    assert parts[:2] == tuple(ANSWER.split("\n\n"))
+    assert prompt[-1]["content"].endswith(FIRST) and len(prompt) == 2
+    # The worker recorded the clone's turn; the next prompt holds the whole first exchange.
+    recorded = [(t.turn.speaker, t.turn.text, t.turn.is_owner) for t in first_history]
+    assert recorded == [("Ann", FIRST, False), ("Mia", join_burst(parts), True)], recorded
+    assert second_prompt[1:3] == [{"role": "user", "content": FIRST},
+                                  {"role": "assistant", "content": join_burst(parts)}], second_prompt
+    assert second_prompt[-1]["content"].endswith(SECOND)
+    return [*parts, *clone.postprocess.parts(second_text)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import pytest
 
@@ -141,3 +142,34 @@ async def test_the_token_never_reaches_the_logs(fake, run_discord, make_worker, 
     assert fake.unauthorized == 0 and fake.identify_payload["token"] == TOKEN, "the token was used"
     assert any(r.name.startswith("discord.") for r in caplog.records), "discord.py's debug log was captured"
     assert TOKEN not in caplog.text
+
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(
+        fake, run_discord, make_worker, redis_url, aredis, sync_redis, keys, tiny_model, tmp_path):
+    """fake gateway -> bot -> Redis -> worker (transformers+peft, tiny model, published adapter) -> bot -> fake REST."""
+    from lora_helpers import FIRST, SECOND, all_parts_sent, check_two_exchanges, publish_first_answer, tiny_clone
+
+    from inference.registry import Registry
+
+    registry = Registry(tmp_path / "adapters", sync_redis, keys)
+    clone = tiny_clone(aredis, keys, tiny_model, registry.root)
+    dm = "900004"
+    async with run_discord():
+        at = time.time()  # after the bot started: it skips older messages
+        publish_first_answer(clone, registry, tiny_model, tmp_path / "trained", speaker="Ann", at=at)
+        async with running(make_worker(redis_url, engine=clone)):
+            await fake.message(dm, ANN, FIRST, at=at)
+            await eventually(lambda: all_parts_sent(clone, 1, len(fake.sent)), timeout=30, what="the first reply")
+            first = await load(aredis, keys, f"discord:{dm}")
+            await fake.message(dm, ANN, SECOND)
+            await eventually(lambda: all_parts_sent(clone, 2, len(fake.sent)), timeout=30, what="the second reply")
+            await asyncio.sleep(0.3)
+    parts = check_two_exchanges(clone, first)
+    flow = ["typing" if call.path.endswith("/typing") else call.body["content"]
+            for call in fake.calls if call.method == "POST" and f"/channels/{dm}/" in call.path]
+    assert flow[0] == "typing", "typing shows before the first part"
+    assert [step for step in flow if step != "typing"] == parts, "each part its own message, in order"
+    assert fake.texts(dm) == parts, "none refused or sent twice"

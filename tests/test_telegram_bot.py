@@ -223,3 +223,32 @@ async def test_the_token_never_reaches_the_logs(fake, run_telegram, make_worker,
     assert fake.unauthorized == 0 and len(fake.calls) > 3, "the token was used for every call"
     assert "***" in caplog.text, "the libraries did log the URLs, masked"
     assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text
+
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(
+        fake, run_telegram, make_worker, redis_url, aredis, sync_redis, keys, tiny_model, tmp_path):
+    """fake Bot API -> bot -> Redis -> worker (transformers+peft, tiny model, published adapter) -> bot -> fake."""
+    from lora_helpers import FIRST, SECOND, all_parts_sent, check_two_exchanges, publish_first_answer, tiny_clone
+
+    from inference.registry import Registry
+
+    registry = Registry(tmp_path / "adapters", sync_redis, keys)
+    clone = tiny_clone(aredis, keys, tiny_model, registry.root)
+    async with run_telegram():
+        at = int(time.time())  # after the bot started: it skips older messages
+        publish_first_answer(clone, registry, tiny_model, tmp_path / "trained", speaker="Ann", at=at)
+        async with running(make_worker(redis_url, engine=clone)):
+            await fake.message(ANN["id"], ANN, FIRST, date=at)
+            await eventually(lambda: all_parts_sent(clone, 1, len(fake.sent)), timeout=30, what="the first reply")
+            first = await load(aredis, keys, f"telegram:{ANN['id']}")
+            await fake.message(ANN["id"], ANN, SECOND)
+            await eventually(lambda: all_parts_sent(clone, 2, len(fake.sent)), timeout=30, what="the second reply")
+            await asyncio.sleep(0.3)
+    parts = check_two_exchanges(clone, first)
+    flow = typing_and_messages(fake, ANN["id"])
+    assert flow[0] == "typing", "typing shows before the first part"
+    assert [step for step in flow if step != "typing"] == parts, "each part its own message, in order"
+    assert len(fake.methods("sendMessage")) == len(parts), "none refused or sent twice"
