@@ -194,6 +194,74 @@ class TrainSettings(_Section):
     eval_samples: PositiveInt = 64
 
 
+class WebSettings(_Section):
+    """``doppel bot web``: the local web chat (bot/web_bot.py), a platform adapter like Discord's."""
+
+    # Loopback only unless allow_remote: the page has no TLS, and anyone who reaches it may join
+    # as a guest (only the holder of the per-run owner link may run /clone commands).
+    allow_remote: bool = False  # before host: host's check reads it
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765  # 0: any free port (tests)
+    # The name the owner-link holder chats under; empty: the login name (as in `doppel chat`).
+    owner_name: str = ""
+    # The clone's name on the page; empty: [bot] owner_name, else "Doppel".
+    clone_name: str = ""
+    # Group channels besides each visitor's DM with the clone; scripted friends talk in the first.
+    groups: list[str] = Field(default_factory=lambda: ["friends", "lounge"])
+    friends: bool = True
+    # A text file of "Name: line" lines, scenes separated by blank lines; empty: the built-in script.
+    friends_script: str = ""
+    friend_interval_s: PositiveFloat = 20.0
+    friends_max_messages: Annotated[int, Field(ge=0)] = 100
+    friends_seed: int = 0
+    max_text_chars: PositiveInt = 4000
+    # Messages per channel a newly opened page is shown.
+    backlog: PositiveInt = 200
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, values: list[str]) -> list[str]:
+        import re
+
+        if not values:
+            raise ValueError("at least one group is needed (the friends talk in the first)")
+        for value in values:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+                raise ValueError(f"group {value!r}: use 1-32 lowercase letters, digits, '-' or '_'")
+        if len(set(values)) != len(values):
+            raise ValueError("group names must be unique")
+        return values
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_unless_allowed(cls, host: str, info) -> str:  # info: pydantic's ValidationInfo
+        if not info.data.get("allow_remote") and not is_loopback(host):
+            raise ValueError("not a loopback address; the web chat has no TLS and lets guests join, so set "
+                             "web.allow_remote = true to serve it on a network anyway")
+        return host
+
+    # BotCore reads a platform section's owner ids and group allowlist. The web chat has no
+    # platform accounts: the owner-link holder steers the clone as a commander (bot/web_bot.py).
+    @property
+    def owner_ids(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def chats(self) -> tuple[str, ...]:
+        return ()
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(_Section):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     redis: RedisSettings = RedisSettings()
@@ -207,6 +275,7 @@ class Settings(_Section):
     sampling: SamplingSettings = SamplingSettings()
     history: HistorySettings = HistorySettings()
     train: TrainSettings = TrainSettings()
+    web: WebSettings = WebSettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
     source: str = Field(default="defaults", exclude=True)
 
