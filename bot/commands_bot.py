@@ -57,13 +57,45 @@ def bot_telegram(app) -> None:
     _run(app.settings, "telegram")
 
 
+@bot.command("web")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: [web] port; 0: any free one).")
+@click.option("--no-friends", is_flag=True, help="No scripted friends talking in the group.")
+@click.pass_obj
+def bot_web(app, port: int | None, no_friends: bool) -> None:
+    """Run the local web chat until Ctrl-C: a chat page on 127.0.0.1 with a DM with the clone and
+    group channels (needs a running worker). Prints the owner's link (its key changes every start)."""
+    from bot.web_bot import serve_web, web_settings
+    from doppel.redis_server import redis_url
+
+    settings = web_settings(app.settings, port=port, friends=False if no_friends else None)
+
+    def started(platform) -> None:
+        click.echo(f"web chat of bot '{settings.bot.name}': open {platform.owner_url}", err=True)
+        click.echo(f"  that link makes you the owner (/clone commands); others join at {platform.url} as guests. "
+                   "Ctrl-C stops it", err=True)
+
+    async def main(url: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_web(settings, url, stop=stop, on_started=started)
+
+    with redis_url(settings) as url:
+        asyncio.run(main(url))
+
+
 def instance_name(settings, platform: str) -> str:
     """The relay's name for this bot process: ``[bot] name`` and the platform, e.g. "main-telegram"."""
     return f"{settings.bot.name}-{platform}"
 
 
-def make_platform(name: str, token: str):
+def make_platform(name: str, token: str, settings=None):
     """The adapter for ``name``; the platform library is imported only for the one in use."""
+    if name == "web":  # no token: the web chat makes its own owner key (bot/web_bot.py)
+        from bot.web_bot import WebPlatform
+
+        return WebPlatform(settings)
     if name == "discord":
         from bot.discord_bot import DiscordBot
 

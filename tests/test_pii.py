@@ -3,6 +3,7 @@ sample, the labelled evaluation (recall/precision targets), and properties under
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.commands_build import pii_eval_cmd
-from training.pii import PLACEHOLDER, Scrubber, cn_id_ok, luhn_ok
+from training.pii import PLACEHOLDER, Scrubber, cn_id_ok, iban_ok, luhn_ok
 from training.pii_eval import TARGET_PRECISION, TARGET_RECALL, evaluate_scrubber, format_result
 from training.pii_evalset import generate, read
-from training.pii_fakes import card, cn_id, cn_mobile, email
+from training.pii_fakes import card, cn_id, cn_mobile, email, iban
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "fixtures" / "pii_eval.jsonl"
@@ -43,6 +44,14 @@ SCRUBBER = Scrubber()
     ("password: Tr0ub4dor&3", "Tr0ub4dor&3", "<SECRET>"),
     ("验证码 384756，五分钟内有效", "384756", "<SECRET>"),
     ("key给你 sk-proj-abcdefghijklmnopqrstuvwxyz0123", "sk-proj-abcdefghijklmnopqrstuvwxyz0123", "<SECRET>"),
+    ("my IBAN: DE89 3704 0044 0532 0130 00 thanks", "DE89 3704 0044 0532 0130 00", "<IBAN>"),
+    ("send it to NL91ABNA0417164300.", "NL91ABNA0417164300", "<IBAN>"),
+    ("account AT61 1904 3002 3457 3201 pls", "AT61 1904 3002 3457 3201", "<IBAN>"),
+    ("it's 1428 w belmont ave apt 3b", "1428 w belmont ave apt 3b", "<ADDRESS>"),
+    ("apt 4b, 350 w 42nd st", "350 w 42nd st", "<ADDRESS>"),
+    ("PARTY AT MY PLACE!!! 77 N HALSTED ST 🎉", "77 N HALSTED ST", "<ADDRESS>"),
+    ("The new Wi-Fi password is: Gerald&Miso2025", "Gerald&Miso2025", "<SECRET>"),
+    ("the netflix pw is now Rosemary#2025", "Rosemary#2025", "<SECRET>"),
 ])
 def test_private_values_become_typed_placeholders(text, value, placeholder):
     scrubbed, findings = SCRUBBER.scrub(text)
@@ -61,6 +70,8 @@ def test_private_values_become_typed_placeholders(text, value, placeholder):
     "@张三 你在吗", "meet@3pm?", "ISBN 978-7-111-54742-6", "坐地铁2号线过来", "下个月5号发工资", "我在3号楼下面等你",
     "密码是多少", "the password is wrong", "token limit is 4096", "I walked 5 blocks down the road",
     "比分3:2", "分辨率1920x1080", "涨了12.5%", "坐标 39.9042, 116.4074", "[捂脸]", "哈哈哈哈哈😂",
+    "I WALKED 5 BLOCKS DOWN THE ROAD", "2 DAYS WAY TOO LONG", "the password is now changed",
+    "DE88 3704 0044 0532 0130 00 has a wrong check", "GB29 NWBK 6016 1331 9268 1 is too short", "SKU AB12 CDEF 3456",
 ])
 def test_look_alikes_are_left_alone(text):
     assert SCRUBBER.scrub(text) == (text, [])
@@ -73,6 +84,17 @@ def test_ids_and_cards_are_validated_not_just_shaped():
     # Luhn-valid, but an order number by its context, and an 18-digit Visa does not exist.
     assert SCRUBBER.find("订单号 4111111111111111") == []
     assert [f.type for f in SCRUBBER.find("4111111111111111")] == ["CARD"]
+
+
+def test_ibans_are_validated_by_country_length_and_mod_97():
+    assert iban_ok("GB29NWBK60161331926819") and iban_ok("gb29nwbk60161331926819")
+    assert not iban_ok("GB28NWBK60161331926819"), "one check digit off"
+    assert not iban_ok("GB29NWBK6016133192681"), "a GB IBAN has 22 characters"
+    assert not iban_ok("ZZ29NWBK60161331926819"), "no such country"
+    for country in ("DE", "GB", "NL", "FR", "ES", "IT", "BE", "AT"):
+        value = iban(random.Random(country), country)
+        assert iban_ok(value.replace(" ", "")), value
+        assert [(f.type, f.value) for f in SCRUBBER.find(f"pay {value} by friday")] == [("IBAN", value)]
 
 
 def test_one_value_is_one_placeholder_and_several_are_numbered_within_a_sample():
@@ -154,10 +176,8 @@ _SEPARATORS = st.sampled_from([" ", "，", "。", "\n", " (", ") ", "：", "、"
 
 @st.composite
 def _planted(draw) -> str:
-    maker = draw(st.sampled_from([cn_mobile, email, cn_id, card]))
+    maker = draw(st.sampled_from([cn_mobile, email, cn_id, card, iban]))
     seed = draw(st.integers(0, 2**32 - 1))
-    import random
-
     return maker(random.Random(seed))
 
 

@@ -1,9 +1,10 @@
-"""The private-data scrubber: find phone numbers, e-mails, ID and card numbers, IPs, token URLs,
-street addresses and spoken secrets, and replace them with typed placeholders.
+"""The private-data scrubber: find phone numbers, e-mails, ID, card and bank account (IBAN)
+numbers, IPs, token URLs, street addresses and spoken secrets, and replace them with typed
+placeholders.
 
 Replace, don't drop: the clone should learn that the owner *gives* a phone number at this point
 of a conversation, not which one. Placeholders are ``<PHONE>``, ``<EMAIL>``, ``<ID>``, ``<CARD>``,
-``<IP>``, ``<URL>``, ``<ADDRESS>`` and ``<SECRET>``.
+``<IBAN>``, ``<IP>``, ``<URL>``, ``<ADDRESS>`` and ``<SECRET>``.
 
 Numbering, within one sample (a list of texts scrubbed together, ``Scrubber.scrub_texts``): when
 a type occurs with a single distinct value the placeholder is bare (``<PHONE>``, however often
@@ -13,7 +14,8 @@ So "call 138... or 139..., 138... is better" keeps its meaning without keeping t
 
 Precision matters as much as recall (an order number scrubbed as a card teaches the model
 nonsense), so numbers are validated, not just shaped: CN resident IDs by region, birth date and
-the ISO 7064 checksum, cards by issuer prefix and Luhn, IPv4 by octet range; look-alikes such as
+the ISO 7064 checksum, cards by issuer prefix and Luhn, IBANs by country length and the
+mod-97 check, IPv4 by octet range; look-alikes such as
 dates, prices, versions, timestamps and order numbers are left alone.
 
 Speed: every pattern is compiled once (module constants, immutable), and a text runs only the
@@ -29,10 +31,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-TYPES = ("PHONE", "EMAIL", "ID", "CARD", "IP", "URL", "ADDRESS", "SECRET")
+TYPES = ("PHONE", "EMAIL", "ID", "CARD", "IBAN", "IP", "URL", "ADDRESS", "SECRET")
 
 # Matches every placeholder this module writes, so callers (and tests) can recognise them.
-PLACEHOLDER = re.compile(r"<(?:PHONE|EMAIL|ID|CARD|IP|URL|ADDRESS|SECRET)(?:_\d+)?>")
+PLACEHOLDER = re.compile(r"<(?:PHONE|EMAIL|ID|CARD|IBAN|IP|URL|ADDRESS|SECRET)(?:_\d+)?>")
 
 # Anything that could start a finding. A text without any of these is returned untouched.
 _TRIGGER = re.compile(
@@ -81,7 +83,7 @@ _SECRET_EN = re.compile(
     r"(?<![A-Za-z])(?P<kw>(?:wi-?fi |e-?mail |admin |root |account |login )?"
     r"(?:password|passwd|passcode|pass code|pwd|pw)|"
     r"pin(?: code| number)?|api[ _-]?key|secret(?: key)?|access[ _-]?token|auth[ _-]?token|token)(?![A-Za-z])"
-    r"(?:(?P<strong>\s*[:=：]\s*)|(?P<weak>\s+(?:(?:is|was)\s+)?))"
+    r"(?:(?P<strong>\s*(?:(?:is|was)\s*)?[:=：]\s*)|(?P<weak>\s+(?:(?:is|was)\s+(?:now\s+|still\s+)?)?))"
     r"(?P<value>(?![:=])[!-;=?-~]{3,64})",
     re.IGNORECASE,
 )
@@ -131,6 +133,23 @@ _CARD_NOT_AFTER = re.compile(
     re.IGNORECASE,
 )
 
+# Country code, two check digits, then the account in groups of four or run together (ISO 13616).
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?![A-Za-z0-9])")
+# IBAN length by country (the SWIFT IBAN registry): a shape of the right length is checked by mod 97.
+_IBAN_LENGTHS = MappingProxyType({
+    **dict.fromkeys(("NO",), 15), **dict.fromkeys(("BE",), 16),
+    **dict.fromkeys(("DK", "FI", "FO", "GL", "NL", "SD"), 18), **dict.fromkeys(("MK", "SI"), 19),
+    **dict.fromkeys(("AT", "BA", "EE", "KZ", "LT", "LU", "XK"), 20), **dict.fromkeys(("CH", "HR", "LI", "LV"), 21),
+    **dict.fromkeys(("BG", "BH", "CR", "DE", "GB", "GE", "IE", "ME", "RS", "VA"), 22),
+    **dict.fromkeys(("AE", "GI", "IL", "IQ", "SO", "TL"), 23),
+    **dict.fromkeys(("AD", "CZ", "ES", "MD", "PK", "RO", "SA", "SE", "SK", "TN", "VG"), 24),
+    **dict.fromkeys(("LY", "PT", "ST"), 25), **dict.fromkeys(("IS", "TR"), 26),
+    **dict.fromkeys(("BI", "DJ", "FR", "GR", "IT", "MC", "MR", "SM"), 27),
+    **dict.fromkeys(("AL", "AZ", "CY", "DO", "GT", "HU", "LB", "NI", "PL", "SV"), 28),
+    **dict.fromkeys(("BR", "EG", "PS", "QA", "UA"), 29), **dict.fromkeys(("BY", "JO", "KW", "MU"), 30),
+    **dict.fromkeys(("MT", "SC"), 31), **dict.fromkeys(("LC",), 32), **dict.fromkeys(("RU",), 33),
+})
+
 _PHONE_PATTERNS = (
     # CN mobile, optionally with +86 / 0086 / 86, spaced 3-4-4 or dashed.
     re.compile(_NOT_ALNUM_BEFORE + r"(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _NOT_ALNUM_AFTER),
@@ -159,15 +178,27 @@ _EN_STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|"
     r"Parkway|Pkwy|Highway|Hwy|Square|Sq|Circle|Cir|Crescent|Close|Row|Alley|Trail|Loop|Plaza)"
 )
-# Lower case ("12 main st") only with one name word and a common suffix: "5 blocks down the road"
-# must not read as an address.
+# Lower case ("12 main st", "1428 w belmont ave apt 3b", "350 w 42nd st") only with one name word
+# and a common suffix: "5 blocks down the road" must not read as an address.
 _EN_ADDRESS_LOWER = re.compile(
-    r"(?<![\w#])\d{1,5}[A-Za-z]? [a-z]{3,12} (?:street|st|avenue|ave|road|rd|blvd|drive|dr|lane|ln)\b\.?"
+    r"(?<![\w#])\d{1,5}[A-Za-z]? (?:(?:n|s|e|w|north|south|east|west)\.? )?(?:[a-z]{3,12}|\d{1,3}(?:st|nd|rd|th)) "
+    r"(?:street|st|avenue|ave|road|rd|blvd|drive|dr|lane|ln)\b\.?(?:,? (?:apt|unit|suite|ste|#) ?#?[a-z0-9-]{1,6}\b)?"
 )
 _EN_ADDRESS = re.compile(
     r"(?<![\w#])\d{1,5}[A-Za-z]?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?"
     r"(?:(?:[A-Z][A-Za-z'-]+|\d{1,3}(?:st|nd|rd|th))\s+){1,3}" + _EN_STREET_SUFFIX + r"\b\.?(?:\s+(?:NW|NE|SW|SE)\b)?"
     r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Rm|#)\.?\s*#?[A-Za-z0-9-]{1,6})?"
+)
+# Typed in capitals ("77 N HALSTED ST"): stricter than the mixed-case form, because people who
+# shout write whole sentences in capitals: one or two name words, none of them a little word
+# ("5 BLOCKS DOWN THE ROAD" is not an address), and no "WAY" ("2 DAYS WAY TOO LONG").
+_CAPS_RUN = re.compile(r"[A-Z]{2} ")
+_EN_ADDRESS_CAPS = re.compile(
+    r"(?<![\w#])\d{1,5}[A-Z]?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|NORTH|SOUTH|EAST|WEST)\.?\s+)?"
+    r"(?:(?!(?:THE|A|AN|MY|YOUR|OUR|THIS|THAT|DOWN|UP|TO|OF|MORE|BLOCKS|MILES|MINUTES|HOURS)\b)"
+    r"(?:[A-Z][A-Z'-]+|\d{1,3}(?:ST|ND|RD|TH))\s+){1,2}"
+    + _EN_STREET_SUFFIX.upper().replace("|WAY|", "|") + r"\b\.?(?:\s+(?:NW|NE|SW|SE)\b)?"
+    r"(?:,?\s*(?:APT|APARTMENT|SUITE|STE|UNIT|FLAT|#)\.?\s*#?[A-Z0-9-]{1,6})?"
 )
 # Characters that begin or glue a sentence but are (almost) never part of a place name; a name
 # stops at them so "我住在建国路88号" yields the address, not "我住在建国路88号" whole.
@@ -192,7 +223,7 @@ _CN_ADDRESS_HINT = re.compile(r"[路街道巷弄同里区园寓村苑城府庭�
 
 # On a tie between overlapping candidates, the more specific type names the finding.
 _PRIORITY = MappingProxyType({name: rank for rank, name in
-                              enumerate(("URL", "EMAIL", "SECRET", "ID", "CARD", "PHONE", "IP", "ADDRESS"))})
+                              enumerate(("URL", "EMAIL", "SECRET", "ID", "IBAN", "CARD", "PHONE", "IP", "ADDRESS"))})
 
 
 @dataclass(frozen=True)
@@ -228,6 +259,14 @@ def luhn_ok(digits: str) -> bool:
 
 def _issued(digits: str) -> bool:
     return any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_ISSUERS)
+
+
+def iban_ok(number: str) -> bool:
+    """An IBAN without spaces: the country's length and the ISO 7064 mod-97 check."""
+    number = number.upper()
+    if _IBAN_LENGTHS.get(number[:2]) != len(number) or not number.isalnum() or not number[2:4].isdigit():
+        return False
+    return int("".join(str(int(c, 36)) for c in number[4:] + number[:4])) % 97 == 1
 
 
 def cn_id_ok(number: str) -> bool:
@@ -274,6 +313,8 @@ class Scrubber:
                 candidates += self._ids(text)
             if "CARD" in wanted:
                 candidates += self._cards(text)
+            if "IBAN" in wanted:
+                candidates += self._ibans(text)
             if "PHONE" in wanted:
                 candidates += self._phones(text)
             if "IP" in wanted and "." in text:
@@ -355,6 +396,24 @@ class Scrubber:
             first += 1
         return found
 
+    @staticmethod
+    def _ibans(text: str) -> list[Finding]:
+        found = []
+        position = 0
+        while match := _IBAN.search(text, position):
+            # The last groups may be the next words ("... 3201 pls", or a second IBAN): drop
+            # groups from the end until what is left is an IBAN, and look again right after it.
+            pieces = match.group().split(" ")
+            position = match.start() + 1
+            while pieces:
+                value = " ".join(pieces)
+                if iban_ok(value.replace(" ", "")):
+                    found.append(Finding("IBAN", match.start(), match.start() + len(value), value))
+                    position = match.start() + len(value)
+                    break
+                pieces.pop()
+        return found
+
     def _phones(self, text: str) -> list[Finding]:
         found = []
         for pattern in _PHONE_PATTERNS:
@@ -374,6 +433,8 @@ class Scrubber:
     def _addresses(self, text: str) -> list[Finding]:
         found = [Finding("ADDRESS", m.start(), m.end(), m.group())
                  for pattern in (_EN_ADDRESS, _EN_ADDRESS_LOWER) for m in pattern.finditer(text)]
+        if _CAPS_RUN.search(text):
+            found += [Finding("ADDRESS", m.start(), m.end(), m.group()) for m in _EN_ADDRESS_CAPS.finditer(text)]
         if _CN_ADDRESS_HINT.search(text):
             for match in _CN_ADDRESS.finditer(text):
                 value = match.group().rstrip()

@@ -230,3 +230,20 @@ def api_token(rng: random.Random) -> str:
     return rng.choice((f"sk-proj-{token(rng, 40)}", f"ghp_{token(rng, 36)}",
                        f"AKIA{token(rng, 16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}",
                        f"xoxb-{digits(rng, 11)}-{token(rng, 24)}", f"sk-{token(rng, 48)}"))
+
+
+# Country -> the BBAN's shape: "a" a capital letter, "9" a digit (ISO 13616 registry).
+_IBAN_BBAN = {"DE": "9" * 18, "GB": "aaaa" + "9" * 14, "NL": "aaaa" + "9" * 10, "FR": "9" * 23,
+              "ES": "9" * 20, "IT": "a" + "9" * 22, "BE": "9" * 12, "AT": "9" * 16}
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def iban(rng: random.Random, country: str = "", *, spaced: bool | None = None) -> str:
+    """An IBAN with correct mod-97 check digits; printed in groups of four or compact."""
+    country = country or rng.choice(sorted(_IBAN_BBAN))
+    bban = "".join(rng.choice(_UPPER) if c == "a" else rng.choice("0123456789") for c in _IBAN_BBAN[country])
+    numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
+    number = f"{country}{98 - int(numeric) % 97:02d}{bban}"
+    if spaced if spaced is not None else rng.random() < 0.6:
+        return " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+    return number
