@@ -7,7 +7,8 @@ stop, with "ngl", "lowkey", "ok but hear me out", "that's so real" and "bestie",
 favourite cat sticker (😼): a voice SmolLM2-135M picks up in a few minutes of LoRA training and
 no generic assistant has. The friends each keep one voice: Priya Nair (flatmate, formal full
 sentences), Jordan Okafor (climbing buddy, ALL CAPS), Sam Keller (coworker, terse: "k."),
-Mei Lin, Dani Brooks, Tomás Ruiz and Kez Adeyemi (casual, each with a signature ending).
+Mei Lin, Dani Brooks, Tomás Ruiz and Kez Adeyemi (casual, each with a signature ending). The
+cast and the chats are in ``training.persona_cast``.
 
 The export is a Telegram Desktop full-account ``result.json`` (``personal_information`` and
 ``chats.list``, see DESIGN.md): four direct chats and four groups, about six months (March to
@@ -41,14 +42,23 @@ from types import MappingProxyType
 
 import click
 
+from training.persona_cast import (
+    CHAT_BY_KEY,
+    CHATS,
+    HOURS,
+    NIGHT_HOURS,
+    OWNER_ID,
+    OWNER_NAME,
+    OWNER_USER_ID,
+    PEOPLE,
+    ChatSpec,
+)
 from training.persona_phrases import FORWARDS, TOPICS, Topic
 from training.persona_plant import EPISODES, PROFILE_PHONE, VALUES, Episode
-from training.persona_voices import ALEX_STICKER, Part, Voice, alex_burst, fill, friend_line, friend_reaction
+from training.persona_voices import ALEX_STICKER, Part, alex_burst, fill, friend_line, friend_reaction
 
-OWNER_NAME = "Alex Rivera"
+# The owner as ``--owner`` takes it: the display name (OWNER_NAME) or the Telegram id (OWNER_ID).
 OWNER = OWNER_NAME
-OWNER_USER_ID = 5550147
-OWNER_ID = f"user{OWNER_USER_ID}"
 DEFAULT_SEED = 20250310
 DEFAULT_MESSAGES = 3000
 EXPORT_FILE = "persona_telegram.json"
@@ -59,61 +69,6 @@ START = datetime(2025, 3, 10, tzinfo=ZONE)
 SPAN_DAYS = 178
 MIN_SESSION_GAP_S = 3 * 3600
 NOT_INCLUDED = "(File not included. Change data exporting settings to download.)"
-
-
-@dataclass(frozen=True)
-class Person:
-    name: str
-    user_id: int
-    voice: Voice
-
-
-PEOPLE = MappingProxyType({
-    "alex": Person(OWNER_NAME, OWNER_USER_ID, Voice("alex")),
-    "priya": Person("Priya Nair", 5550201, Voice("formal")),
-    "jordan": Person("Jordan Okafor", 5550202, Voice("caps")),
-    "sam": Person("Sam Keller", 5550203, Voice("terse")),
-    "mei": Person("Mei Lin", 5550204, Voice("casual", ("haha", "🙂", "~"))),
-    "dani": Person("Dani Brooks", 5550205, Voice("casual", ("lol", "ugh"))),
-    "tomas": Person("Tomás Ruiz", 5550206, Voice("casual", ("lol", "👀"))),
-    "kez": Person("Kez Adeyemi", 5550207, Voice("casual", ("🙃", "tbh"))),
-})
-
-
-@dataclass(frozen=True)
-class ChatSpec:
-    key: str
-    name: str
-    type: str              # Telegram's chat type: personal_chat, private_group, private_supergroup
-    id: int
-    members: tuple[str, ...]
-    topics: tuple[tuple[str, int], ...]
-    weight: float          # share of the generated sessions
-    night: bool = False    # a night-shift chat: sessions start between 10pm and 5am
-
-
-CHATS = (
-    ChatSpec("dm_priya", "Priya Nair", "personal_chat", 5550201, ("priya",),
-             (("flat", 2), ("miso", 3), ("sourdough", 2), ("plans", 3)), 1.0),
-    ChatSpec("dm_jordan", "Jordan Okafor", "personal_chat", 5550202, ("jordan",),
-             (("climbing", 4), ("synthwave", 2), ("plans", 3), ("miso", 1)), 1.1),
-    ChatSpec("dm_sam", "Sam Keller", "personal_chat", 5550203, ("sam",),
-             (("nights", 4), ("climbing", 2), ("plans", 2)), 0.8),
-    ChatSpec("dm_mei", "Mei Lin", "personal_chat", 5550204, ("mei",),
-             (("synthwave", 3), ("sourdough", 3), ("miso", 2), ("plans", 2)), 1.0),
-    ChatSpec("g_climb", "send it 🧗", "private_supergroup", 1855503011, ("jordan", "sam", "dani"),
-             (("climbing", 6), ("plans", 2), ("miso", 1), ("synthwave", 1)), 1.3),
-    ChatSpec("g_flat", "flat 3b", "private_group", 5550302, ("priya", "dani"),
-             (("flat", 5), ("miso", 3), ("sourdough", 1), ("plans", 1)), 1.0),
-    ChatSpec("g_nights", "night shift survivors", "private_supergroup", 1855503033, ("sam", "tomas", "kez"),
-             (("nights", 6), ("synthwave", 2), ("plans", 1), ("miso", 1)), 1.2, night=True),
-    ChatSpec("g_carbs", "carb cult 🍞", "private_group", 5550304, ("mei", "priya", "jordan"),
-             (("sourdough", 6), ("plans", 3), ("miso", 1)), 1.0),
-)
-_CHAT = MappingProxyType({c.key: c for c in CHATS})
-# Alex sleeps in the morning: activity by hour of day (local time).
-_HOURS = (8, 8, 7, 6, 5, 3, 1, 1, 0.5, 0.5, 0.5, 1, 2, 3, 5, 5, 5, 4, 4, 4, 5, 6, 7, 8)
-_NIGHT_HOURS = (8, 8, 7, 6, 5, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 8)
 _ENTITY = MappingProxyType({"EMAIL": "email", "URL": "link"})
 _SLOT = re.compile(r"\{([A-Z]+)(?:_([A-Z]+))?(?:=([^}]*))?\}")
 
@@ -255,7 +210,7 @@ def _session(chat: ChatSpec, rng: random.Random) -> Session:
 
 
 def _episode(episode: Episode, rng: random.Random) -> Session:
-    chat = _CHAT[episode.chat]
+    chat = CHAT_BY_KEY[episode.chat]
     messages: list[Msg] = []
     previous = ""
     for speaker, template, form in episode.lines:
@@ -287,7 +242,7 @@ def _place(sessions: list[Session], rng: random.Random) -> None:
     """Start times: a random day, an hour Alex is awake, and never within three hours of the end
     of the same chat's previous session (so each session is one conversation)."""
     for session in sessions:
-        hours = _NIGHT_HOURS if session.chat.night else _HOURS
+        hours = NIGHT_HOURS if session.chat.night else HOURS
         hour = rng.choices(range(24), weights=hours)[0]
         day = rng.randrange(SPAN_DAYS)
         session.start = (START + timedelta(days=day, hours=hour, seconds=rng.randrange(3600))).timestamp()
