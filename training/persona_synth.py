@@ -325,7 +325,8 @@ def _service(chat: ChatSpec, rng: random.Random, sessions: list[Session]) -> Non
     notice = Msg("alex", kind="service", delay_s=5,
                  action={"action": "edit_group_title", "title": chat.name} if rng.random() < 0.5 else
                  {"action": "pin_message", "message_id": None})
-    notice.reply_to = middle.messages[0]
+    if notice.action["action"] == "pin_message":
+        notice.reply_to = middle.messages[0]    # the pinned message: its id is known once ids are given
     middle.messages.append(notice)
 
 
