@@ -158,3 +158,45 @@ async def run_bot(settings, url: str, platform, *, stop: asyncio.Event, drain_s:
                 await core.stop(drain_s)
         await platform.close()
         await redis.aclose()
+
+
+@bot.command("openai")
+@click.option("--host", help="Address to listen on (default: [openai] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: [openai] port; 0: any free one).")
+@click.pass_obj
+def bot_openai(app, host: str | None, port: int | None) -> None:
+    """Serve an OpenAI-compatible endpoint (/v1/models, /v1/chat/completions) until Ctrl-C.
+
+    Each completion goes to the worker through the relay as a one-off chat: earlier messages
+    become its history, `model` picks the adapter ("default" or a published one). The persona is
+    the clone's own; system messages are ignored. With $DOPPEL_OPENAI_KEY set, clients must send
+    it as a bearer token (needed to listen beyond 127.0.0.1). Needs a running worker.
+    """
+    import os
+
+    from bot.openai_api import KEY_ENV, check_exposure, serve
+    from bot.platform import guard_secret
+    from doppel.redis_server import redis_url
+
+    settings = app.settings
+    key = os.environ.get(KEY_ENV, "").strip()
+    if key:
+        guard_secret(key)
+    check_exposure(host or settings.openai.host, key or None)
+
+    def started(server) -> None:
+        shown = host or settings.openai.host
+        shown = f"[{shown}]" if ":" in shown else shown
+        auth = f"; clients send ${KEY_ENV} as a bearer token" if key else ""
+        click.echo(f"OpenAI-compatible endpoint of bot '{settings.bot.name}' on http://{shown}:{server.port}/v1"
+                   f"{auth}; Ctrl-C stops it", err=True)
+
+    async def main(url: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, url, host=host, port=port, stop=stop, on_started=started)
+
+    with redis_url(settings) as url:
+        asyncio.run(main(url))

@@ -181,6 +181,17 @@ class HistorySettings(_Section):
     chunk_turns: PositiveInt = 20
 
 
+class OpenAISettings(_Section):
+    """``doppel bot openai``: the OpenAI-compatible HTTP endpoint (bot/openai_api.py)."""
+
+    # A non-loopback host needs $DOPPEL_OPENAI_KEY set (clients then send it as a bearer token).
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8766  # 0: any free port
+    # A completion waits this long for the worker's reply, then answers 504.
+    timeout_s: PositiveFloat = 120.0
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+
+
 class TrainSettings(_Section):
     """``doppel train``, ``eval`` and ``adapters`` (training/): presets and the publishing bar."""
 
@@ -274,6 +285,7 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     sampling: SamplingSettings = SamplingSettings()
     history: HistorySettings = HistorySettings()
+    openai: OpenAISettings = OpenAISettings()
     train: TrainSettings = TrainSettings()
     web: WebSettings = WebSettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
