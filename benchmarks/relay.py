@@ -4,10 +4,12 @@ What it measures, in one run on one Redis:
 
 * **relay**: the real ``bot.relay_client.RelayClient`` (``submit`` + ``deliver``) in this process's
   asyncio loop, and a real worker in a separate process (``python -m doppel worker run``, the
-  echo engine, default worker settings) on the same Redis. Latency is taken per request from just
-  before ``submit`` to the ``post`` callback, so with the echo engine (no generation time) it is the
-  relay's own overhead. Throughput is ``--requests`` requests submitted as fast as possible over
-  ``--channels`` channels by ``--submitters`` tasks, timed until the last one is posted.
+  echo engine, default worker settings) on the same Redis, both with ``--shards`` request shards
+  (default: the config's; the one worker holds every shard's lease and reads them all). Latency
+  is taken per request from just before ``submit`` to the ``post`` callback, so with the echo
+  engine (no generation time) it is the relay's own overhead. Throughput is ``--requests``
+  requests submitted as fast as possible over ``--channels`` channels by ``--submitters`` tasks,
+  timed until the last one is posted.
 * **bare**: the least any stream relay must do, with the same client library (redis-py asyncio,
   ``decode_responses=True``) and the same request payload: the client XADDs the request, a
   responder in a separate process reads it with XREADGROUP and XADDs a reply (XACK in the same
@@ -50,6 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.relay_client import RelayClient  # noqa: E402
+from doppel.config import RelaySettings  # noqa: E402
 from doppel.machine import cpu_model  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
@@ -121,11 +124,12 @@ def _request(bot: str, channel: str) -> Request:
 
 # -- the relay: real RelayClient here, real worker process there --------------------------------
 
-def start_worker(url: str, prefix: str, workdir: Path, concurrency: int | None) -> tuple[subprocess.Popen, Path]:
+def start_worker(url: str, prefix: str, workdir: Path, concurrency: int | None,
+                 shards: int) -> tuple[subprocess.Popen, Path]:
     """``python -m doppel worker run`` on ``url``, echo engine, settings from a temp doppel.toml."""
     config = workdir / "doppel.toml"
     lines = [f'data_dir = "{workdir / "data"}"', "", "[redis]", f'prefix = "{prefix}"', "",
-             "[worker]", f'name = "{WORKER_NAME}"', 'engine = "echo"']
+             "[relay]", f"shards = {shards}", "", "[worker]", f'name = "{WORKER_NAME}"', 'engine = "echo"']
     if concurrency:
         lines.append(f"concurrency = {concurrency}")
     config.write_text("\n".join(lines) + "\n")
@@ -176,9 +180,9 @@ def _tail(path: Path, lines: int = 20) -> str:
 class RelayBot:
     """A simulated bot: one RelayClient whose ``post`` resolves the future of each request."""
 
-    def __init__(self, url: str, prefix: str, bot: str):
+    def __init__(self, url: str, prefix: str, bot: str, shards: int):
         self.redis = async_redis(url)
-        self.client = RelayClient(self.redis, Keys(prefix), bot)
+        self.client = RelayClient(self.redis, Keys(prefix), bot, shards=shards)
         self.bot = bot
         self.waiting: dict[str, asyncio.Future] = {}
         self.failed = 0
@@ -362,11 +366,11 @@ async def measure_throughput(bot, *, requests: int, channels: int, submitters: i
 
 
 async def run_relay(url: str, prefix: str, workdir: Path, args, redis_pid: int | None) -> PathResult:
-    process, log_path = start_worker(url, prefix, workdir, args.worker_concurrency)
+    process, log_path = start_worker(url, prefix, workdir, args.worker_concurrency, args.shards)
     result = PathResult()
     try:
         await wait_for_worker(url, prefix, process, log_path)
-        async with RelayBot(url, prefix, "benchbot") as bot:
+        async with RelayBot(url, prefix, "benchbot", args.shards) as bot:
             result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
                                                    concurrency=args.concurrency, timeout_s=args.phase_timeout)
             pids = {"bot": os.getpid(), "worker": process.pid, **({"redis": redis_pid} if redis_pid else {})}
@@ -439,7 +443,8 @@ def build_report(relay: PathResult, bare: PathResult, args, env: dict) -> dict:
         "benchmark": "relay",
         "environment": env,
         "parameters": {k: getattr(args, k) for k in ("requests", "warmup", "concurrency", "channels",
-                                                     "submitters", "worker_concurrency", "phase_timeout")},
+                                                     "submitters", "worker_concurrency", "shards",
+                                                     "phase_timeout")},
         "relay": {"latency": asdict(rl), "throughput": asdict(rt), "notes": relay.notes},
         "bare": {"latency": asdict(bl), "throughput": asdict(bt)},
         "cpu_ceilings": ceilings,
@@ -547,6 +552,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tasks submitting concurrently in the throughput run")
     parser.add_argument("--worker-concurrency", type=int, default=None,
                         help="worker.concurrency for the worker process; None keeps the config's (16)")
+    parser.add_argument("--shards", type=int, default=RelaySettings().shards,
+                        help="[relay] shards of the worker and the bot (1: the one shared stream)")
     parser.add_argument("--phase-timeout", type=float, default=60.0, help="seconds each measurement may take")
     parser.add_argument("--redis-url", default=None,
                         help="use this Redis instead of starting one (keys go under a fresh prefix, deleted after)")
@@ -554,7 +561,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bare-responder", nargs=4, metavar=("URL", "REQUESTS", "REPLIES", "GROUP"),
                         help=argparse.SUPPRESS)  # internal: the bare path's responder process
     args = parser.parse_args(argv)
-    for name in ("requests", "warmup", "concurrency", "channels", "submitters"):
+    for name in ("requests", "warmup", "concurrency", "channels", "submitters", "shards"):
         if getattr(args, name) < (0 if name == "warmup" else 1):
             parser.error(f"--{name} is too small")
     return args

@@ -1,13 +1,16 @@
-"""Scale-out benchmark: requests/s with N worker processes on one consumer group, against 1 worker.
+"""Scale-out benchmark: requests/s with N worker processes sharing the request shards, against 1 worker.
 
 What it measures, in one run on one Redis: for each worker count in ``--workers`` (default 1 and
 3), that many real worker processes (``python -m doppel worker run --engine echo``) share the
-request stream's consumer group; one simulated bot (the real ``RelayClient``, ``submit`` +
-``deliver``, in this process) submits ``--requests`` requests spread over ``--channels``
-channels as fast as ``--submitters`` tasks can, and the clock runs from the first submit to the
-last reply posted. Every run also checks what the scale-out test checks: each request answered
-exactly once, each channel's replies posted in submit order. The figure is the throughput of each
-worker count as a ratio to the first (1 worker), against the target of >= 2.5x for 3 workers.
+``--shards`` request shards (each shard read by the one worker holding its lease; ``--shards 1``:
+one stream that all workers read through the consumer group); one simulated bot (the real
+``RelayClient``, ``submit`` + ``deliver``, in this process) submits ``--requests`` requests spread
+over ``--channels`` channels as fast as ``--submitters`` tasks can, and the clock runs from the
+first submit to the last reply posted. The timed phase starts once the workers have shared the
+shards out. Every run also checks what the scale-out test checks: each request answered exactly
+once, each channel's replies posted in submit order, and (with shards) each channel answered by
+one worker. The figure is the throughput of each worker count as a ratio to the first (1 worker),
+against the target of >= 2.5x for 3 workers.
 
 Why the echo engine with ``--echo-delay-ms 50``: a worker's capacity is ``concurrency`` requests
 in flight, each taking the engine's generation time. On a GPU that time is the model's (hundreds
@@ -53,10 +56,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.relay_client import RelayClient  # noqa: E402
+from doppel.config import RelaySettings  # noqa: E402
 from doppel.machine import cpu_model, memory_gib  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
+from inference.shards import plan  # noqa: E402
 
 TARGET_RATIO = 2.5
 TARGET_WORKERS = 3
@@ -75,6 +80,8 @@ class Run:
     duplicates: int = 0
     failed: int = 0
     share: dict = field(default_factory=dict)       # worker name -> replies it wrote
+    moved_channels: int = 0                         # channels answered by more than one worker
+    shards: dict = field(default_factory=dict)      # worker name -> shards it held
     cpu_s: dict = field(default_factory=dict)       # process -> CPU seconds during the timed phase
     ceiling_rps: float = 0.0                        # workers * concurrency / delay
 
@@ -95,10 +102,11 @@ def _cpu_seconds(pid: int) -> float | None:
 class WorkerPool:
     """``count`` worker processes on ``url`` under ``prefix``; stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, url: str, prefix: str, workdir: Path, count: int, *, delay_ms: float, concurrency: int):
+    def __init__(self, url: str, prefix: str, workdir: Path, count: int, *, delay_ms: float, concurrency: int,
+                 shards: int):
         self.url, self.prefix, self.workdir = url, prefix, workdir
         self.names = [f"scale-w{index}" for index in range(count)]
-        self.delay_ms, self.concurrency = delay_ms, concurrency
+        self.delay_ms, self.concurrency, self.shards = delay_ms, concurrency, shards
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
@@ -108,6 +116,7 @@ class WorkerPool:
             config = self.workdir / f"{name}.toml"
             config.write_text(
                 f'data_dir = "{self.workdir / "data"}"\n[redis]\nprefix = "{self.prefix}"\n'
+                f"[relay]\nshards = {self.shards}\n"
                 f'[worker]\nname = "{name}"\nengine = "echo"\necho_delay_ms = {self.delay_ms}\n'
                 f"concurrency = {self.concurrency}\n")
             with (self.workdir / f"{name}.log").open("wb") as log:
@@ -127,6 +136,21 @@ class WorkerPool:
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"{len(self.names)} worker(s) did not start within {timeout_s:.0f}s")
+
+    async def wait_shared(self, redis, timeout_s: float) -> dict[str, list[int]]:
+        """Until the workers hold every shard, as many each as their plan says (at once with 1 shard)."""
+        keys = Keys(self.prefix)
+        deadline = time.monotonic() + timeout_s
+        while self.shards > 1 and time.monotonic() < deadline:
+            holders = await redis.mget([keys.shard_lease(k) for k in range(self.shards)])
+            owned = {name: [k for k, holder in enumerate(holders) if holder == name] for name in self.names}
+            counts = {name: len(shards) for name, shards in owned.items()}
+            if sum(counts.values()) == self.shards and counts == plan(self.shards, counts):
+                return owned
+            await asyncio.sleep(0.1)
+        if self.shards > 1:
+            raise RuntimeError(f"the workers did not share the {self.shards} shards out within {timeout_s:.0f}s")
+        return {}
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -150,11 +174,11 @@ class WorkerPool:
 class Bot:
     """One RelayClient; records what it posts, per channel, to check once-and-in-order."""
 
-    def __init__(self, url: str, prefix: str):
+    def __init__(self, url: str, prefix: str, shards: int):
         self.redis = async_redis(url)
         # order_wait_s far past any phase: a reply must never go out early because its
         # predecessor was slow, or the order check would pass for the wrong reason.
-        self.client = RelayClient(self.redis, Keys(prefix), "scale-bot", order_wait_s=3600.0)
+        self.client = RelayClient(self.redis, Keys(prefix), "scale-bot", order_wait_s=3600.0, shards=shards)
         self.posted: list[Reply] = []
         self.failed = 0
 
@@ -207,27 +231,32 @@ class Bot:
         return submitted, elapsed, len(self.posted) + self.failed - start_count < requests
 
 
-def _check(submitted: dict[str, list[str]], posted: list[Reply]) -> tuple[bool, int]:
-    """(every channel posted in submit order, replies posted more than once)."""
+def _check(submitted: dict[str, list[str]], posted: list[Reply]) -> tuple[bool, int, int]:
+    """(every channel posted in submit order, replies posted more than once, channels answered by
+    more than one worker)."""
     ids = [reply.request_id for reply in posted]
     duplicates = len(ids) - len(set(ids))
     by_channel: dict[str, list[str]] = defaultdict(list)
+    workers: dict[str, set[str]] = defaultdict(set)
     for reply in posted:
         by_channel[reply.channel].append(reply.request_id)
+        workers[reply.channel].add(reply.worker)
     in_order = all(by_channel.get(channel, []) == ids_ for channel, ids_ in submitted.items())
-    return in_order, duplicates
+    return in_order, duplicates, sum(len(names) > 1 for names in workers.values())
 
 
 async def measure(url: str, workdir: Path, count: int, args, redis_pid: int | None) -> Run:
     prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
-    pool = WorkerPool(url, prefix, workdir, count, delay_ms=args.echo_delay_ms, concurrency=args.worker_concurrency)
+    pool = WorkerPool(url, prefix, workdir, count, delay_ms=args.echo_delay_ms, concurrency=args.worker_concurrency,
+                      shards=args.shards)
     run = Run(workers=count, requests=args.requests,
               ceiling_rps=count * args.worker_concurrency / (args.echo_delay_ms / 1000) if args.echo_delay_ms else 0)
     probe = async_redis(url)
     try:
         pool.start()
         await pool.wait_ready(probe, args.phase_timeout)
-        async with Bot(url, prefix) as bot:
+        run.shards = await pool.wait_shared(probe, args.phase_timeout)
+        async with Bot(url, prefix, args.shards) as bot:
             # Warm-up: connections, scripts and the consumers' first reads, outside the clock.
             warmup = count * args.worker_concurrency * 2
             await bot.load(warmup, min(args.channels, warmup), args.submitters, args.phase_timeout, "warm")
@@ -244,7 +273,7 @@ async def measure(url: str, workdir: Path, count: int, args, redis_pid: int | No
             run.completed = len(timed)
             run.failed = bot.failed
             run.rps = run.completed / run.seconds if run.seconds else 0.0
-            run.in_order, run.duplicates = _check(submitted, timed)
+            run.in_order, run.duplicates, run.moved_channels = _check(submitted, timed)
             run.share = {name: sum(reply.worker == name for reply in timed) for name in pool.names}
             run.cpu_s = {name: round(cpu_after[name] - cpu_before[name], 2) for name in pids
                          if cpu_before.get(name) is not None and cpu_after.get(name) is not None}
@@ -272,28 +301,33 @@ def build_report(runs: list[Run], args, env: dict) -> dict:
         if run.workers == TARGET_WORKERS and base.workers == 1:
             figure["target"] = f">= {TARGET_RATIO}x"
             figure["pass"] = bool(ratio >= TARGET_RATIO and run.completed == run.requests and run.in_order
+                                  and not (args.shards > 1 and run.moved_channels)
                                   and not run.duplicates)
         figures.append(figure)
     return {
         "benchmark": "scale",
         "environment": env,
         "parameters": {k: getattr(args, k) for k in ("workers", "requests", "channels", "submitters",
-                                                     "echo_delay_ms", "worker_concurrency", "phase_timeout")},
+                                                     "echo_delay_ms", "worker_concurrency", "shards",
+                                                     "phase_timeout")},
         "runs": [asdict(run) for run in runs],
         "figures": figures,
     }
 
 
 def format_table(report: dict) -> str:
-    header = ("workers", "req/s", "vs 1", "per worker", "ceiling", "seconds", "done", "in order", "share")
+    header = ("workers", "req/s", "vs 1", "per worker", "ceiling", "seconds", "done", "in order", "one worker",
+              "share", "shards")
     rows = []
     for run, figure in zip(report["runs"], report["figures"], strict=True):
         share = "/".join(str(v) for v in run["share"].values())
+        shards = "/".join(str(len(v)) for v in run["shards"].values()) or "-"
         rows.append((str(run["workers"]), f"{run['rps']:,.0f}", f"{figure['ratio']:.2f}x",
                      f"{figure['ratio'] / run['workers']:.0%}",
                      f"{run['ceiling_rps']:,.0f}" if run["ceiling_rps"] else "-",
                      f"{run['seconds']:.2f}", f"{run['completed']}/{run['requests']}",
-                     "yes" if run["in_order"] and not run["duplicates"] else "NO", share))
+                     "yes" if run["in_order"] and not run["duplicates"] else "NO",
+                     "yes" if not run["moved_channels"] else f"NO ({run['moved_channels']} moved)", share, shards))
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in (header, tuple("-" * w for w in widths), *rows)]
@@ -305,8 +339,9 @@ def format_table(report: dict) -> str:
             lines.append(f"{figure['name']} / {figure['baseline']}: {figure['ratio']:.2f}x "
                          f"(target {figure['target']}): {verdict}")
     lines.append(f"echo engine, {p['echo_delay_ms']:g} ms per request, worker concurrency {p['worker_concurrency']}; "
-                 f"{p['requests']} requests over {p['channels']} channels, {p['submitters']} submitters. "
-                 "ceiling = workers x concurrency / delay.")
+                 f"{p['requests']} requests over {p['channels']} channels, {p['submitters']} submitters, "
+                 f"{p['shards']} shard(s). ceiling = workers x concurrency / delay; one worker = every channel "
+                 "answered by one worker; shards = shards each worker held.")
     cpu = "; ".join(f"{run['workers']}w: " + ", ".join(f"{k} {v:.1f}s" for k, v in run["cpu_s"].items())
                     for run in report["runs"] if run["cpu_s"])
     if cpu:
@@ -343,6 +378,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--echo-delay-ms", type=float, default=50.0,
                         help="the echo engine's simulated generation time (see the docstring)")
     parser.add_argument("--worker-concurrency", type=int, default=16, help="worker.concurrency of each worker")
+    parser.add_argument("--shards", type=int, default=RelaySettings().shards,
+                        help="[relay] shards of the workers and the bot (1: one shared stream, no affinity)")
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="seconds each phase may take")
     parser.add_argument("--redis-url", default=None,
                         help="use this Redis instead of starting one (keys under a fresh prefix, deleted after)")
@@ -354,7 +391,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--workers must be comma-separated integers, e.g. 1,3")
     if not args.workers or min(args.workers) < 1:
         parser.error("--workers needs at least one count, each >= 1")
-    for name in ("requests", "channels", "submitters", "worker_concurrency"):
+    for name in ("requests", "channels", "submitters", "worker_concurrency", "shards"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.echo_delay_ms < 0:

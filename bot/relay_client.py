@@ -1,6 +1,7 @@
 """The bot's side of the relay: send requests, and deliver replies once each, in channel order.
 
-``submit`` records the request id at the tail of the channel's order list and queues the request.
+``submit`` records the request id at the tail of the channel's order list and queues the request
+on the channel's shard stream (``Keys.request_stream``), so one worker answers the channel.
 ``deliver`` reads the bot's reply stream through its consumer group and hands each reply to the
 platform's ``post`` callback only when every earlier request of that channel has been answered
 (or has waited ``order_wait_s``), and only if no earlier delivery posted the same request id.
@@ -32,12 +33,18 @@ _POSTED_TTL_S = 7 * 24 * 3600
 _ORDER_TTL_S = 24 * 3600
 _MAX_POST_ATTEMPTS = 5
 
-# KEYS: the channel order list, then the request stream. ARGV: request id, order TTL (s), the
-# request's fields as name, value, ...
+# KEYS: the channel order list, the channel's request stream, the deployment's shard count.
+# ARGV: request id, order TTL (s), this bot's shard count, the request's fields as name, value, ...
+# The shard count only grows, and in the same step as the XADD: every stream a request is queued
+# on is one that the workers cover.
 _SUBMIT_LUA = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+local shards = tonumber(ARGV[3])
+if shards > 1 and (tonumber(redis.call('GET', KEYS[3])) or 0) < shards then
+  redis.call('SET', KEYS[3], shards)
+end
+return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
 """
 
 # Per channel, KEYS: its order list, then the posted guard of each of its n candidate replies;
@@ -90,7 +97,8 @@ class _Held:
 class RelayClient:
     def __init__(self, redis, keys: Keys, bot: str, *, order_wait_s: float = 120.0,
                  max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, heartbeat_interval_s: float = 5.0,
-                 heartbeat_ttl_s: float = 15.0, read_block_ms: int = 500, retry_base_s: float = 1.0):
+                 heartbeat_ttl_s: float = 15.0, read_block_ms: int = 500, retry_base_s: float = 1.0,
+                 shards: int = 1):
         self.redis = redis  # redis.asyncio.Redis with decode_responses=True
         self.keys = keys
         self.bot = bot
@@ -98,6 +106,8 @@ class RelayClient:
         self.max_text_chars = max_text_chars
         self.read_block_ms = read_block_ms
         self.retry_base_s = retry_base_s  # a failed post is retried after retry_base_s * 2**attempts
+        # Request streams a channel may go to ([relay] shards); 1: the stream every worker shares.
+        self.shards = shards
         self.posted = 0
         self.finished = 0  # replies handled for the first time, posted or not (rejected, failed)
         self.duplicates = 0
@@ -113,7 +123,7 @@ class RelayClient:
     def from_settings(cls, redis, settings, *, bot: str | None = None, **overrides) -> RelayClient:
         values = dict(order_wait_s=settings.bot.order_wait_s, max_text_chars=settings.relay.max_text_chars,
                       heartbeat_interval_s=settings.relay.heartbeat_interval_s,
-                      heartbeat_ttl_s=settings.relay.heartbeat_ttl_s)
+                      heartbeat_ttl_s=settings.relay.heartbeat_ttl_s, shards=settings.relay.shards)
         values.update(overrides)
         return cls(redis, Keys(settings.redis.prefix), bot or settings.bot.name, **values)
 
@@ -160,8 +170,10 @@ class RelayClient:
             raise BadMessage(f"request is for bot {request.bot!r}, this client is {self.bot!r}")
         request.validate(max_text_chars=self.max_text_chars)
         fields = [item for pair in request.to_fields().items() for item in pair]
-        await self._submit_script(keys=[self.keys.channel_order(self.bot, request.channel), self.keys.requests],
-                                  args=[request.id, _ORDER_TTL_S, *fields])
+        await self._submit_script(
+            keys=[self.keys.channel_order(self.bot, request.channel),
+                  self.keys.request_stream(request.channel, self.shards), self.keys.shard_count],
+            args=[request.id, _ORDER_TTL_S, self.shards, *fields])
         return request.id
 
     # -- delivering ----------------------------------------------------------------------------

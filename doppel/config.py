@@ -56,6 +56,9 @@ class RelaySettings(_Section):
     heartbeat_interval_s: PositiveFloat = 5.0
     # A component whose heartbeat is older than this is reported as gone.
     heartbeat_ttl_s: PositiveFloat = 15.0
+    # Request streams, each read by one worker at a time, so a channel's requests go to the worker
+    # whose prefix cache and adapter are warm for it. 1: one stream that every worker shares.
+    shards: Annotated[int, Field(ge=1, le=1024)] = 24
 
 
 class WorkerSettings(_Section):

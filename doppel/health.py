@@ -1,7 +1,8 @@
 """Heartbeats and the status report.
 
 Each worker and bot refreshes an expiring key with a small JSON status; a component whose key
-has expired is gone. ``read_status`` gathers heartbeats, queue depth and pending counts for
+has expired is gone. ``read_status`` gathers heartbeats, queue depth and pending counts (summed
+over the shared request stream and every shard), and which worker holds which shard, for
 ``doppel status`` (and for health checks in containers).
 """
 
@@ -72,9 +73,12 @@ class Heartbeat:
 class Status:
     workers: dict[str, dict] = field(default_factory=dict)
     bots: dict[str, dict] = field(default_factory=dict)
-    queued: int = 0          # requests not yet read by any worker
+    queued: int = 0          # requests not yet read by any worker (all request streams)
     pending: int = 0         # requests read by a worker and not yet answered
     pending_by_worker: dict[str, int] = field(default_factory=dict)
+    shards: int = 1          # request shards the deployment uses (1: the shared stream only)
+    shard_owners: dict[str, list[int]] = field(default_factory=dict)  # worker -> shards it holds
+    unowned_shards: list[int] = field(default_factory=list)           # no worker reads these now
     dead_letters: int = 0
     replies_unposted: dict[str, int] = field(default_factory=dict)
 
@@ -97,17 +101,29 @@ def read_status(redis, keys: Keys) -> Status:
         role, name = keys.heartbeat_name(key)
         info = json.loads(raw)
         (status.workers if role == "worker" else status.bots)[name] = info
-    if redis.exists(keys.requests):
-        length = redis.xlen(keys.requests)
-        groups = {_decode(g["name"]): g for g in redis.xinfo_groups(keys.requests)}
+    status.shards = max(1, int(redis.get(keys.shard_count) or 1))
+    for stream in keys.request_streams(status.shards):
+        if not redis.exists(stream):
+            continue
+        length = redis.xlen(stream)
+        groups = {_decode(g["name"]): g for g in redis.xinfo_groups(stream)}
         group = groups.get(keys.workers_group)
-        status.pending = int(group["pending"]) if group else 0
+        pending = int(group["pending"]) if group else 0
+        status.pending += pending
         # Answered requests are deleted from the stream, so what remains is queued or pending.
-        status.queued = max(0, length - status.pending)
-        if group:
-            for consumer in redis.xinfo_consumers(keys.requests, keys.workers_group):
+        status.queued += max(0, length - pending)
+        if group and pending:
+            for consumer in redis.xinfo_consumers(stream, keys.workers_group):
                 if int(consumer["pending"]):
-                    status.pending_by_worker[_decode(consumer["name"])] = int(consumer["pending"])
+                    name = _decode(consumer["name"])
+                    status.pending_by_worker[name] = status.pending_by_worker.get(name, 0) + int(consumer["pending"])
+    if status.shards > 1:
+        holders = redis.mget([keys.shard_lease(k) for k in range(status.shards)])
+        for shard, holder in enumerate(holders):
+            if holder is None:
+                status.unowned_shards.append(shard)
+            else:
+                status.shard_owners.setdefault(_decode(holder), []).append(shard)
     status.dead_letters = redis.xlen(keys.dead_letter) if redis.exists(keys.dead_letter) else 0
     for stream in redis.scan_iter(match=keys.reply_streams_pattern(), count=500):
         stream = _decode(stream)

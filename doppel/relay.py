@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1
@@ -49,7 +50,39 @@ class Keys:
     # -- request path ------------------------------------------------------------------------
     @property
     def requests(self) -> str:
+        """The shared request stream: every worker reads it (``shards = 1``, and bots from before shards)."""
         return f"{self.prefix}:requests"
+
+    def request_shard(self, shard: int) -> str:
+        """Request stream ``shard`` of ``shard_count``: read only by the worker holding its lease."""
+        return f"{self.prefix}:requests:{shard}"
+
+    def request_stream(self, channel: str, shards: int) -> str:
+        """Where a bot with ``shards`` shards queues ``channel``'s requests."""
+        return self.request_shard(shard_of(channel, shards)) if shards > 1 else self.requests
+
+    def request_streams(self, shards: int) -> list[str]:
+        """Every request stream of a deployment with ``shards`` shards, the shared one first."""
+        return [self.requests, *(self.request_shard(k) for k in range(shards if shards > 1 else 0))]
+
+    def shard_of_stream(self, stream: str) -> int | None:
+        """The shard number of a stream built by ``request_shard``; None for any other."""
+        head = f"{self.prefix}:requests:"
+        return int(stream[len(head):]) if stream.startswith(head) and stream[len(head):].isdigit() else None
+
+    @property
+    def shard_count(self) -> str:
+        """String: the largest shard count any bot or worker has used; workers cover that many."""
+        return f"{self.prefix}:relay:shards"
+
+    def shard_lease(self, shard: int) -> str:
+        """String: the name of the worker that reads request shard ``shard``, with a TTL it renews."""
+        return f"{self.prefix}:lease:{shard}"
+
+    @property
+    def workers(self) -> str:
+        """Set of the names of workers that take part in sharing the shards (live or recently so)."""
+        return f"{self.prefix}:workers"
 
     @property
     def workers_group(self) -> str:
@@ -142,6 +175,12 @@ class Keys:
     def bot_of_replies(self, stream: str) -> str:
         """The bot instance whose reply stream is ``stream``."""
         return stream.removeprefix(f"{self.prefix}:replies:")
+
+
+def shard_of(channel: str, shards: int) -> int:
+    """The request shard of ``channel``. crc32 because it is the same in every process (``hash()``
+    is salted per process), so every bot puts a channel on the same shard."""
+    return zlib.crc32(channel.encode("utf-8", "surrogatepass")) % shards if shards > 1 else 0
 
 
 def new_request_id() -> str:

@@ -144,7 +144,6 @@ async def test_the_token_never_reaches_the_logs(fake, run_discord, make_worker, 
     assert TOKEN not in caplog.text
 
 
-
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(

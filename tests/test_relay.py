@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import zlib
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -26,6 +27,7 @@ from doppel.relay import (
     Reply,
     Request,
     bot_of,
+    shard_of,
 )
 
 PROPERTY = settings(database=None, deadline=None, max_examples=300,
@@ -311,7 +313,8 @@ def all_keys(keys: Keys, bot: str, name: str, role: str) -> dict[str, str]:
     return {
         "requests": keys.requests, "dead_letter": keys.dead_letter, "replies": keys.replies(bot),
         "posted": keys.posted(bot, name), "channel_order": keys.channel_order(bot, name),
-        "heartbeat": keys.heartbeat(role, name),
+        "heartbeat": keys.heartbeat(role, name), "shard": keys.request_shard(len(name)),
+        "shard_lease": keys.shard_lease(len(name)), "shard_count": keys.shard_count, "workers": keys.workers,
     }
 
 
@@ -340,6 +343,25 @@ def test_different_prefixes_never_collide(a, b, bot_a, bot_b, name_a, name_b, ro
 def test_prefixes_that_could_collide_or_glob_are_refused(prefix):
     with pytest.raises(ValueError, match="prefix"):
         Keys(prefix)
+
+
+@given(prefix=PREFIXES, channel=st.text(min_size=1, max_size=40), shards=st.integers(1, 1024))
+@PROPERTY
+def test_a_channel_has_one_shard_and_its_stream_names_it(prefix, channel, shards):
+    keys = Keys(prefix)
+    stream = keys.request_stream(channel, shards)
+    assert stream in keys.request_streams(shards) and len(keys.request_streams(shards)) == shards + (shards > 1)
+    shard = keys.shard_of_stream(stream)
+    assert (shard is None) == (shards == 1) and stream == (keys.request_shard(shard) if shard is not None
+                                                          else keys.requests)
+    assert shard_of(channel, shards) == (shard or 0) < shards
+
+
+def test_shards_are_stable_across_processes():
+    # crc32, not hash(): every bot and every release puts a channel on the same shard.
+    assert [shard_of(f"telegram:{i}", 8) for i in range(6)] == [
+        zlib.crc32(f"telegram:{i}".encode()) % 8 for i in range(6)]
+    assert shard_of("discord:42", 64) == 3341981645 % 64 == 13
 
 
 def test_default_prefix_and_group_names():

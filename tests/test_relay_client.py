@@ -137,6 +137,24 @@ async def test_submit_writes_the_request_and_the_channel_order(clients, redis_ur
     assert 0 < sync_redis.ttl(keys.channel_order("b1", "test:a")), "order lists must expire"
 
 
+async def test_submit_puts_each_channel_on_its_shard_and_raises_the_shard_count(clients, redis_url, sync_redis,
+                                                                                 keys, make_request):
+    client = await clients(redis_url, start=False, shards=16)
+    channels = [f"test:{i}" for i in range(30)]
+    for channel in channels:
+        await client.submit(make_request("hi", channel=channel))
+        await client.submit(make_request("again", channel=channel))
+    for channel in channels:
+        queued = [f["channel"] for _, f in sync_redis.xrange(keys.request_stream(channel, 16))]
+        assert queued.count(channel) == 2, "both of a channel's requests on its one shard"
+    assert sync_redis.xlen(keys.requests) == 0
+    assert sum(sync_redis.xlen(stream) for stream in keys.request_streams(16)) == 60
+    assert sync_redis.get(keys.shard_count) == "16"
+    fewer = await clients(redis_url, start=False, shards=4)
+    await fewer.submit(make_request("hi", channel="test:0"))
+    assert sync_redis.get(keys.shard_count) == "16", "the count only grows: workers keep covering every shard"
+
+
 @pytest.mark.parametrize("fields, field_named", [
     (dict(chat_type="room"), "chat_type"),
     (dict(trigger="telepathy"), "trigger"),

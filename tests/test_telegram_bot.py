@@ -148,10 +148,12 @@ async def test_a_flood_answer_is_retried_without_loss(fake, run_telegram, make_w
 
 
 async def test_restart_posts_pending_replies_once(fake, run_telegram, make_worker, redis_url, aredis, keys):
-    async with run_telegram():
+    async with run_telegram() as core:
         for i in range(3):
             await fake.message(ANN["id"], ANN, f"while you were out {i}")
-        await eventually(lambda: _length(aredis, keys.requests, 3), what="three requests")
+        # Queued on the chat's shard ([relay] shards): the stream its worker will read.
+        queue = keys.request_stream(f"telegram:{ANN['id']}", core.client.shards)
+        await eventually(lambda: _length(aredis, queue, 3), what="three requests")
     assert fake.sent == [], "no worker yet, so no replies"
     worker = make_worker(redis_url)
     assert await worker.run(burst=True) == 3

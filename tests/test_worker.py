@@ -268,3 +268,43 @@ async def test_a_write_that_fails_in_a_shared_commit_fails_only_its_request(
     assert await worker.run(burst=True) == 4
     assert sorted(r.parts[0] for r in replies(sync_redis, keys)) == sorted(f"echo: m{i}" for i in range(4))
     assert "could not answer" in caplog.text and "WRONGTYPE" in caplog.text
+
+
+# -- shards ------------------------------------------------------------------------------------------
+
+async def test_a_shard_taken_from_a_dead_worker_answers_its_pending_requests_first(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, caplog):
+    channel = "test:sharded"
+    stream = keys.request_stream(channel, 2)
+    assert stream == keys.request_shard(keys.shard_of_stream(stream)) != keys.requests
+    await aredis.xgroup_create(stream, keys.workers_group, id="0", mkstream=True)
+    for i in range(3):
+        await aredis.xadd(stream, make_request(f"m{i}", channel=channel).to_fields())
+    # "ghost" held the shard, read those three and died: lease still there, heartbeat gone.
+    await aredis.xreadgroup(keys.workers_group, "ghost", {stream: ">"}, count=10)
+    await aredis.set(keys.shard_lease(keys.shard_of_stream(stream)), "ghost", px=60_000)
+    await aredis.sadd(keys.workers, "ghost")
+    for i in range(3, 5):
+        await aredis.xadd(stream, make_request(f"m{i}", channel=channel).to_fields())
+    worker = make_worker(redis_url, shards=2, reclaim_idle_s=3600)
+    assert await worker.run(burst=True) == 5
+    assert [r.parts[0] for r in replies(sync_redis, keys)] == [f"echo: m{i}" for i in range(5)], \
+        "the dead worker's requests first, then the newer ones, in order"
+    assert "from stopped worker(s) ghost" in caplog.text
+    assert sync_redis.xlen(stream) == 0 and sync_redis.xpending(stream, keys.workers_group)["pending"] == 0
+    assert not sync_redis.exists(keys.shard_lease(keys.shard_of_stream(stream))), "released on a clean stop"
+    assert sync_redis.smembers(keys.workers) == set(), "the dead worker left the set of workers too"
+
+
+async def test_a_bot_with_more_shards_than_the_worker_is_still_answered(
+        sync_redis, keys, redis_url, make_worker, make_client, make_request):
+    client = make_client(redis_url, shards=16)
+    channels = [f"test:{i}" for i in range(40)]
+    for channel in channels:
+        await client.submit(make_request("hi", channel=channel))
+    await client.redis.aclose()
+    used = {keys.request_stream(channel, 16) for channel in channels}
+    assert len(used) > 8 and sync_redis.get(keys.shard_count) == "16"
+    worker = make_worker(redis_url, shards=1)  # configured for the shared stream only
+    assert await worker.run(burst=True) == 40
+    assert sorted(r.channel for r in replies(sync_redis, keys)) == sorted(channels)
