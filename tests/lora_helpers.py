@@ -75,12 +75,14 @@ def tiny_clone(redis, keys, model_dir: Path, adapters_root: Path):
 
 def publish_first_answer(clone, registry, model_dir: Path, out: Path, *, speaker: str, at: float) -> None:
     """Train an adapter that answers FIRST (from ``speaker``, sent at ``at``, opening a DM) with ANSWER,
-    on the exact prompt ``clone`` builds for it, and publish it as the default route ``mia@v1``."""
+    on the exact prompt ``clone`` builds for it, and publish it as the default route ``mia@v1``.
+    Blocking (torch): call it in a thread while a bot's event loop runs."""
     from inference.prompt import Turn, build_messages
     from inference.registry import Card
 
     system, user = build_messages(clone.system, [Turn(speaker, FIRST, at)], group=False)
-    weights = train_adapter(model_dir, out, [(user["content"], ANSWER)], system=system["content"])
+    # 30 steps are plenty for one exact answer on the tiny model (a few seconds).
+    weights = train_adapter(model_dir, out, [(user["content"], ANSWER)], system=system["content"], steps=30)
     registry.publish(weights, Card(name="mia", version=0, base_model="tiny", rank=8))
 
 

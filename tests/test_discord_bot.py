@@ -158,7 +158,8 @@ async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(
     dm = "900004"
     async with run_discord():
         at = time.time()  # after the bot started: it skips older messages
-        publish_first_answer(clone, registry, tiny_model, tmp_path / "trained", speaker="Ann", at=at)
+        await asyncio.to_thread(publish_first_answer, clone, registry, tiny_model, tmp_path / "trained",
+                                speaker="Ann", at=at)
         async with running(make_worker(redis_url, engine=clone)):
             await fake.message(dm, ANN, FIRST, at=at)
             await eventually(lambda: all_parts_sent(clone, 1, len(fake.sent)), timeout=30, what="the first reply")
