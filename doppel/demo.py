@@ -317,10 +317,11 @@ class _registry:
 # -- serving --------------------------------------------------------------------------------------
 
 async def serve(settings, url: str, console: Console, *, web: bool = True, terminal: Console | None = None,
-                reply_timeout_s: float = 120.0, on_ready=None) -> int:
+                reply_timeout_s: float = 120.0, on_ready=None, stop=None) -> int:
     """A worker, the web chat and/or a terminal chat (printed on ``terminal``) on ``url`` until
-    Ctrl-C or the terminal's EOF; ``console`` gets the status lines. Returns how many terminal
-    messages got no reply in time."""
+    Ctrl-C, the terminal's EOF or ``stop``; ``console`` gets the status lines; ``on_ready(web)``
+    is called with the web platform (None without one) once the worker is ready. Returns how many
+    terminal messages got no reply in time."""
     import asyncio
     import contextlib
     import signal
@@ -328,31 +329,34 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
     from bot.terminal import chat
     from inference.serve import build_worker
 
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        stop = asyncio.Event()
+        if terminal is None:  # a terminal chat ends with Ctrl-D; Ctrl-C there interrupts input()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
     worker = build_worker(settings, url)
     worker_task = asyncio.create_task(worker.run(), name="demo:worker")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    if terminal is None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
     tasks = []
-    if web:
-        from bot.web_bot import serve_web
-
-        web_started: asyncio.Future = loop.create_future()
-        tasks.append(asyncio.create_task(serve_web(settings, url, stop=stop, on_started=web_started.set_result),
-                                         name="demo:web"))
-        await _first(web_started, *tasks)
-        console.print(f"\n[bold green]web chat:[/] open {web_started.result().owner_url}\n"
-                      "[dim](this link makes you the owner: /clone commands work; anyone else joins as a guest)[/]",
-                      highlight=False, soft_wrap=True)
-    await _first(_worker_ready(worker), worker_task)
-    console.print(f"[dim]worker ready ({settings.worker.engine} engine on {settings.model.base}); "
-                  f"{'type a message; Ctrl-D quits' if terminal else 'Ctrl-C stops the demo'}[/]")
-    if on_ready is not None:
-        on_ready()
     missing = 0
     try:
+        web_platform = None
+        if web:
+            from bot.web_bot import serve_web
+
+            web_started: asyncio.Future = loop.create_future()
+            tasks.append(asyncio.create_task(serve_web(settings, url, stop=stop, on_started=web_started.set_result),
+                                             name="demo:web"))
+            await _first(web_started, *tasks)
+            web_platform = web_started.result()
+            console.print(f"\n[bold green]web chat:[/] open {web_platform.owner_url}\n[dim](this link makes you "
+                          "the owner: /clone commands work; anyone else joins as a guest)[/]",
+                          highlight=False, soft_wrap=True)
+        await _first(_worker_ready(worker), worker_task)
+        console.print(f"[dim]worker ready ({settings.worker.engine} engine on {settings.model.base}); "
+                      f"{'type a message; Ctrl-D quits' if terminal else 'Ctrl-C stops the demo'}[/]")
+        if on_ready is not None:
+            on_ready(web_platform)
         if terminal is not None:
             missing = await chat(settings, url, terminal, reply_timeout_s=reply_timeout_s)
         else:
@@ -363,7 +367,8 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
             with contextlib.suppress(Exception):
                 await task
         worker.stop()
-        await worker_task
+        with contextlib.suppress(Exception):
+            await worker_task
         await worker.redis.aclose()
     return missing
 
