@@ -1,7 +1,8 @@
 """What happens to generated text before it leaves the worker.
 
 The reply is split on the burst separator into the messages the bot sends one by one; empty
-parts and "AI-isms" (a clone never says it is a language model) are removed; and any phone,
+parts and "AI-isms" (a clone never says it is a language model) are removed, as is a runaway
+repetition (one symbol sampled until the token limit); and any phone,
 e-mail, ID, card or similar pattern is redacted with the same scrubber that cleans training data,
 so the clone cannot leak what the base model or the data might contain.
 """
@@ -20,6 +21,10 @@ _AI_ISMS = re.compile(
 )
 # Template tokens a small model sometimes spells out instead of stopping.
 _LEAKED_TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>")
+# A sampled small model can fall into repeating one symbol (or a few) until max_tokens; a person
+# types "hahaha" or "!!!!!", not 200 of them. Such a run keeps three copies and ends the message.
+_RUNAWAY = re.compile(r"(.{1,4}?)\1{11,}", re.DOTALL)
+RUNAWAY_KEEP = 3
 
 
 class PostProcessor:
@@ -33,6 +38,9 @@ class PostProcessor:
 
     def parts(self, text: str) -> tuple[str, ...]:
         text = _LEAKED_TOKENS.split(text, maxsplit=1)[0]
+        runaway = _RUNAWAY.search(text)
+        if runaway:
+            text = text[: runaway.start()] + runaway.group(1) * RUNAWAY_KEEP
         kept = []
         for part in split_burst(text):
             if _AI_ISMS.search(part):

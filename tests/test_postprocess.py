@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from inference.postprocess import PostProcessor, is_ai_ism
+from training.pii import Scrubber
 
 
 def test_parts_follow_the_burst_separator_and_drop_empty_ones():
@@ -28,3 +31,17 @@ def test_text_after_a_spelled_out_template_token_is_cut():
 
 def test_a_reply_is_capped_in_parts():
     assert len(PostProcessor(max_parts=3).parts("\n\n".join(f"m{i}" for i in range(10)))) == 3
+
+
+@pytest.mark.parametrize("generated, expected", [
+    ("i feel like it's just my imagination ✨" + "═" * 200, ("i feel like it's just my imagination ✨═══",)),
+    ("ok\n\nhaha" + "ha" * 40 + " and then more noise", ("ok", "hahaha")),
+    ("lol" * 30, ("lollollol",)),
+])
+def test_a_runaway_repetition_ends_the_message(generated, expected):
+    assert PostProcessor(scrubber=Scrubber()).parts(generated) == expected
+
+
+@pytest.mark.parametrize("typed", ["hahahahaha 😭😭😭", "noooooooo!!!!!!", "ok but hear me out 💀💀💀💀💀"])
+def test_a_persons_own_repetition_is_kept(typed):
+    assert PostProcessor(scrubber=Scrubber()).parts(typed) == (typed,)
