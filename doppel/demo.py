@@ -31,6 +31,7 @@ from doppel.errors import DoppelError
 STATE_FILE = "state.json"
 STEPS = ("model", "import", "build", "train", "eval", "publish")
 DEMO_BASE = "smollm2"
+DEMO_PERSONA = "You are {owner}, texting with friends."
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class DemoOptions:
     messages: int | None = None        # a smaller sample persona (the slow test); None: the shipped one
     max_steps: int | None = None       # cap the training (the slow test); None: the preset's epochs
     eval_samples: int = 16             # held-out prompts each model answers for the style profile
-    context_turns: int = 6             # earlier turns per sample: short samples train fast on a CPU
-    max_length: int = 384
+    context_turns: int = 3             # earlier turns per sample: short samples train fast on a CPU
+    max_length: int = 256
     retrain: bool = False              # ignore the cache and run every step again
 
 
@@ -73,7 +74,8 @@ def demo_settings(settings, *, engine: str = "hf", port: int | None = None):
         "redis": settings.redis.model_copy(update={"url": ""}),
         "model": settings.model.model_copy(update={"base": DEMO_BASE}),
         "worker": settings.worker.model_copy(update={"engine": engine}),
-        "data": settings.data.model_copy(update={"owner_name": OWNER_NAME}),
+        # A short persona: it heads every training sample, and on a CPU every token counts.
+        "data": settings.data.model_copy(update={"owner_name": OWNER_NAME, "persona": DEMO_PERSONA}),
         "bot": settings.bot.model_copy(update={"owner_name": OWNER_NAME.split()[0]}),
     }
     if port is not None:
@@ -209,7 +211,7 @@ class Pipeline:
         return load_preset(self.options.preset, self.settings.train.presets_dir, overrides)
 
     def _train(self) -> None:
-        from training.trainer import train
+        from training.trainer import TrainingInterrupted, train
 
         config = self._train_config()
         run_dir = self.work / "run"
@@ -222,7 +224,11 @@ class Pipeline:
                       and (run_dir / "run.json").is_file())
             self.state["train.previous-attempt"] = self.previous
             self._save_state()
-            train(config, self.result.samples, run_dir, resume=resume, overwrite=not resume, console=self.console)
+            try:
+                train(config, self.result.samples, run_dir, resume=resume, overwrite=not resume, console=self.console)
+            except TrainingInterrupted as stopped:
+                raise TrainingInterrupted(f"{stopped}".split(";")[0] + "; run `doppel demo` again to continue "
+                                          "from there") from None
 
         self.step(4, "train", inputs, run, (adapter / "adapter_config.json").is_file)
 

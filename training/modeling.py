@@ -38,6 +38,15 @@ def pick_device() -> Device:
     return Device("cpu", "float32")
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: keep float32
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def resolve_base(spec: str, cache_dir: Path | None = None) -> str:
     """A loadable path or hub id for ``spec``; offline model names are built on first use."""
     if spec in MODEL_NAMES:

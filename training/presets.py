@@ -55,6 +55,9 @@ class TrainConfig(BaseModel):
     save_steps: Annotated[int, Field(ge=1)] = 200
     log_steps: Annotated[int, Field(ge=1)] = 10
     gradient_checkpointing: bool = False
+    # On a CPU with native bf16 (AVX512-BF16, AMX): bf16 autocast over float32 weights, ~1.5x
+    # faster; other CPUs and GPUs ignore it (GPUs train in bf16/fp16 anyway).
+    cpu_bf16: bool = False
     # "last": loss on the sample's final reply only (each earlier reply has its own sample, so
     # training on all of them would count it several times); "all": every assistant turn.
     train_on: Literal["last", "all"] = "last"

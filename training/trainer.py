@@ -95,7 +95,7 @@ def _check_out_dir(out: Path, config: TrainConfig, data_sha: str, resume: bool, 
                              "use the same preset and options, or --overwrite")
 
 
-def _training_args(config: TrainConfig, out: Path, device, max_steps: int):
+def _training_args(config: TrainConfig, out: Path, device, max_steps: int, cpu_autocast: bool = False):
     from transformers import TrainingArguments
 
     cpu = device.name == "cpu"
@@ -113,7 +113,7 @@ def _training_args(config: TrainConfig, out: Path, device, max_steps: int):
         logging_first_step=True,
         save_strategy="steps",
         save_steps=config.save_steps,
-        bf16=device.dtype == "bfloat16",
+        bf16=device.dtype == "bfloat16" or cpu_autocast,
         fp16=device.dtype == "float16",
         use_cpu=cpu,
         gradient_checkpointing=config.gradient_checkpointing,
@@ -200,7 +200,12 @@ def train(config: TrainConfig, data: Path, out: Path, *, resume: bool = False, o
     model = get_peft_model(model, lora_config(config))
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
-    args = _training_args(config, out, device, max_steps)
+    from training.modeling import cpu_bf16_supported
+
+    # float32 weights, bf16 matmuls: about 1.5x faster on CPUs with native bf16 (AVX512-BF16, AMX).
+    cpu_autocast = device.name == "cpu" and config.cpu_bf16 and cpu_bf16_supported()
+    precision = f"{device.dtype}, bf16 autocast" if cpu_autocast else device.dtype
+    args = _training_args(config, out, device, max_steps, cpu_autocast)
     log = JsonlLog(out / "train_log.jsonl")
     stop = StopOnSignal()
     display = ProgressDisplay(console, log, description=f"training {config.name}")
@@ -212,7 +217,7 @@ def train(config: TrainConfig, data: Path, out: Path, *, resume: bool = False, o
     trainable, total = model.get_nb_trainable_parameters()
     console.print(f"{config.summary()}\n{len(rows)} training samples ({stats.target_tokens} reply tokens of "
                   f"{stats.tokens}), {len(split.heldout)} held out; {max_steps} steps on {device.name} "
-                  f"({device.dtype}); LoRA {trainable:,} trainable of {total:,} parameters")
+                  f"({precision}); LoRA {trainable:,} trainable of {total:,} parameters")
     if checkpoint is not None:
         console.print(f"resuming from {checkpoint.name}")
     started = time.monotonic()
@@ -231,7 +236,7 @@ def train(config: TrainConfig, data: Path, out: Path, *, resume: bool = False, o
     final_loss = entries[-1]["loss"] if entries else None
     meta = {
         "preset": config.name, "config": config.model_dump(), "base_model": config.base_model,
-        "base_path": base_path, "device": f"{device.name}/{device.dtype}", "steps": trainer.state.global_step,
+        "base_path": base_path, "device": f"{device.name}/{precision}", "steps": trainer.state.global_step,
         "final_loss": final_loss, "created_at": time.time(), "torch": torch.__version__, "data": data_info,
     }
     adapter_dir = _save_adapter(model, out, meta)
