@@ -36,7 +36,7 @@ if [ "$profile" = all ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing chromium (apt) for the browser test"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji >/dev/null
   else
     echo "[setup] note: chromium is missing (apt-get install chromium as root); tests/test_web_browser.py will skip" >&2
   fi
