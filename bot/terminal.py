@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import queue
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from bot.platform import CommandSpec, Incoming, Platform
 
@@ -57,7 +60,8 @@ class TerminalPlatform(Platform):
     async def send_text(self, channel: str, text: str, *, reply_to: str = "") -> str:
         self._stop_typing()
         self.sent += 1
-        self.console.print(f"[bold cyan]clone>[/] {text}", highlight=False, markup=True, soft_wrap=True)
+        # The clone's words are text, never markup: "[laughs]" or "[/]" must print as typed.
+        self.console.print(f"[bold cyan]clone>[/] {escape(text)}", highlight=False, soft_wrap=True)
         return str(self.sent)
 
     async def send_typing(self, channel: str) -> None:
@@ -75,14 +79,51 @@ class TerminalPlatform(Platform):
             self._typing = None
 
 
-async def _read_line(prompt: str, interactive: bool) -> str | None:
-    if interactive:
-        try:
-            return await asyncio.to_thread(input, prompt)
-        except EOFError:
-            return None
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return line.rstrip("\n") if line else None
+class LineReader:
+    """Reads stdin one line per ``read`` on a daemon thread.
+
+    Not ``asyncio.to_thread``: a thread blocked in ``input()`` would keep ``asyncio.run`` from
+    returning after Ctrl-C until the user pressed Enter.
+    """
+
+    def __init__(self, interactive: bool):
+        self.interactive = interactive
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def read(self, prompt: str) -> str | None:
+        """The next line without its newline, or None at the end of input."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="terminal-stdin", daemon=True)
+            self._thread.start()
+        future = asyncio.get_running_loop().create_future()
+        self._requests.put((prompt, future))
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            prompt, future = self._requests.get()
+            try:
+                if self.interactive:
+                    line = input(prompt)
+                else:
+                    raw = sys.stdin.readline()
+                    line = raw.rstrip("\n") if raw else None
+            except EOFError:
+                line = None
+            except Exception as exc:  # boundary: a broken stdin ends the chat with its error
+                future.get_loop().call_soon_threadsafe(_settle_future, future, None, exc)
+                continue
+            future.get_loop().call_soon_threadsafe(_settle_future, future, line, None)
+
+
+def _settle_future(future: asyncio.Future, line: str | None, error: BaseException | None) -> None:
+    if future.done():  # the chat stopped waiting (cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(line)
 
 
 async def chat(settings, url: str, console: Console, *, reply_timeout_s: float = 120.0,
@@ -101,10 +142,11 @@ async def chat(settings, url: str, console: Console, *, reply_timeout_s: float =
     if not started.done():
         await bot  # it failed before listening: its exception is the answer
     core = started.result()
+    reader = LineReader(interactive)
     sent = 0
     try:
         while True:
-            line = await _read_line("you> ", interactive)
+            line = await reader.read("you> ")
             if line is None:
                 break
             if not line.strip():

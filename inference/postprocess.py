@@ -21,9 +21,10 @@ _AI_ISMS = re.compile(
 )
 # Template tokens a small model sometimes spells out instead of stopping.
 _LEAKED_TOKENS = re.compile(r"<\|[a-z_]+\|>|</?s>")
-# A sampled small model can fall into repeating one symbol (or a few) until max_tokens; a person
-# types "hahaha" or "!!!!!", not 200 of them. Such a run keeps three copies and ends the message.
-_RUNAWAY = re.compile(r"(.{1,4}?)\1{11,}", re.DOTALL)
+# A sampled small model can fall into repeating one symbol (or a few) until max_tokens: a run of
+# twelve or more copies that goes on to the end of the text. It keeps three copies. A run with
+# text after it ("1000000000000 dollars", a "------------" line) is the writer's own.
+_RUNAWAY = re.compile(r"(.{1,4}?)\1{11,}\s*$", re.DOTALL)
 RUNAWAY_KEEP = 3
 
 

@@ -35,13 +35,14 @@ def test_a_reply_is_capped_in_parts():
 
 @pytest.mark.parametrize("generated, expected", [
     ("i feel like it's just my imagination ✨" + "═" * 200, ("i feel like it's just my imagination ✨═══",)),
-    ("ok\n\nhaha" + "ha" * 40 + " and then more noise", ("ok", "hahaha")),
+    ("ok\n\n" + "ha" * 40 + "  ", ("ok", "hahaha")),
     ("lol" * 30, ("lollollol",)),
 ])
 def test_a_runaway_repetition_ends_the_message(generated, expected):
     assert PostProcessor(scrubber=Scrubber()).parts(generated) == expected
 
 
-@pytest.mark.parametrize("typed", ["hahahahaha 😭😭😭", "noooooooo!!!!!!", "ok but hear me out 💀💀💀💀💀"])
+@pytest.mark.parametrize("typed", ["hahahahaha 😭😭😭", "noooooooo!!!!!!", "ok but hear me out 💀💀💀💀💀",
+                                   "it costs 1000000000000 dollars", "-------------\nmenu"])
 def test_a_persons_own_repetition_is_kept(typed):
     assert PostProcessor(scrubber=Scrubber()).parts(typed) == (typed,)

@@ -55,3 +55,41 @@ async def test_clone_commands_work_for_the_local_user(make_settings, redis_url, 
     assert "echo: are you there?" not in text, "a paused clone does not answer"
     assert lines[-1] == "clone> echo: back"
     assert not any("echo: /clone" in line for line in lines), "commands never reach the model"
+
+
+async def test_the_clones_words_print_as_typed_never_as_markup(make_settings, redis_url, make_worker, monkeypatch):
+    settings = make_settings(bot={"pause_min_s": 0, "pause_max_s": 0})
+    missing, lines = await _chat_with_worker(settings, redis_url, make_worker, ["[laughs] ok [/] [bold]x"],
+                                             monkeypatch)
+    assert missing == 0 and lines == ["clone> echo: [laughs] ok [/] [bold]x"]
+
+
+def test_ctrl_c_does_not_wait_for_a_line_being_read(tmp_path):
+    """A reader blocked on stdin must not keep the process alive after the chat is cancelled."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import asyncio
+        from bot.terminal import LineReader
+
+        async def main():
+            reader = LineReader(interactive=False)
+            try:
+                await asyncio.wait_for(reader.read("you> "), 0.3)
+            except TimeoutError:
+                print("gave up waiting")
+
+        asyncio.run(main())
+    """)
+    # stdin is a pipe kept open that never sends a line: the reader thread stays blocked in readline().
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.run([sys.executable, "-c", script], stdin=read_end, capture_output=True, text=True,
+                                 timeout=20)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert process.returncode == 0 and "gave up waiting" in process.stdout, process.stderr
