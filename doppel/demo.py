@@ -358,7 +358,8 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
             console.print(f"\n[bold green]web chat:[/] open {web_platform.owner_url}\n[dim](this link makes you "
                           "the owner: /clone commands work; anyone else joins as a guest)[/]",
                           highlight=False, soft_wrap=True)
-        await _first(_worker_ready(worker), worker_task)
+        with console.status(f"starting the worker: loading {settings.model.base} and the routed adapter…"):
+            await _first(_worker_ready(worker), worker_task)
         console.print(f"[dim]worker ready ({settings.worker.engine} engine on {settings.model.base}); "
                       f"{'type a message; Ctrl-D quits' if terminal else 'Ctrl-C stops the demo'}[/]")
         if on_ready is not None:
