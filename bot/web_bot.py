@@ -12,8 +12,14 @@ Identity: each start makes a random owner key, printed once in the start-up URL
 (``http://127.0.0.1:8765/?key=...``, like Jupyter) and masked in every log record. Whoever opens
 that link may run the ``/clone`` commands (a *commander* of the core: they chat with the clone as
 a friend would, so their lines are not recorded as the owner's own turns); everyone else is a
-guest. The page keeps only the recent messages per channel in memory (``[web] backlog``); the
-clone's memory is the channel history in Redis.
+guest. A guest's browser token is a bearer secret: it never leaves the server again. Their public
+user id (in their DM's channel key and in every message, typing event and backlog other pages see)
+is ``guest-`` + an HMAC of the token under a secret made at each start, so a token cannot be read
+back from another guest's traffic, and copying a public id gets nobody into a DM.
+
+The page keeps only the recent messages per channel in memory (``[web] backlog``), and the
+backlogs of at most ``[web] guest_dms`` guest DMs: beyond that the least recently used one is
+dropped (a flood of new tokens cannot grow memory). The clone's memory is the channel history in Redis.
 
 In-process use (``doppel demo`` runs it beside a worker): ``serve_web(settings, url, stop=...)``.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hashlib
 import hmac
 import itertools
 import logging
@@ -30,7 +37,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +87,9 @@ class WebPlatform(Platform):
         self.url = ""          # http://host:port/ once connected
         self.commands: list[dict] = []
         self.friends = None    # bot.web_friends.Friends while they talk
-        self._backlog: dict[str, deque] = {}
+        self._backlog: dict[str, deque] = {}        # groups and the owner's DM
+        self._guest_dms: OrderedDict[str, deque] = OrderedDict()  # least recently used first
+        self._guest_secret = secrets.token_bytes(32)  # per start: public ids cannot be mapped back to tokens
         self._pages: dict[int, tuple[WebUser, asyncio.Queue]] = {}
         self._ids = itertools.count(time.time_ns() // 1000)
         self._runner = None
@@ -192,7 +201,11 @@ class WebPlatform(Platform):
             raise InputError(f"the name {name!r} is taken here; pick another")
         if not isinstance(guest, str) or not _GUEST_TOKEN.match(guest):
             raise InputError("the page sent no valid guest token; reload it")
-        return WebUser(f"guest-{guest}", name, "guest")
+        return WebUser(self.guest_id(guest), name, "guest")
+
+    def guest_id(self, token: str) -> str:
+        """The public id of the guest holding ``token`` (the token itself is never sent to any page)."""
+        return "guest-" + hmac.new(self._guest_secret, token.encode(), hashlib.sha256).hexdigest()[:16]
 
     def attach(self, user: WebUser, first: dict) -> tuple[int, asyncio.Queue]:
         """A page's event queue, starting with ``first`` (no event can come before it)."""
@@ -210,7 +223,22 @@ class WebPlatform(Platform):
         commands = self.commands if user.kind == "owner" else [c for c in self.commands if not c["owner_only"]]
         return {"type": "welcome", "user": user.public(), "clone": {**self.clone.public(), "handle": self.username},
                 "channels": channels, "commands": commands, "max_text_chars": self.web.max_text_chars,
-                "backlog": {c["key"]: list(self._backlog.get(c["key"], ())) for c in channels}}
+                "backlog": {c["key"]: list(self._kept(c["key"]) or ()) for c in channels}}
+
+    def _kept(self, channel: str, *, create: bool = False) -> deque | None:
+        """The in-memory backlog of ``channel``; using a guest DM's makes it the most recently used."""
+        if not channel.startswith(DM_PREFIX + "guest-"):
+            if create:
+                return self._backlog.setdefault(channel, deque(maxlen=self.web.backlog))
+            return self._backlog.get(channel)
+        kept = self._guest_dms.get(channel)
+        if kept is None and create:
+            kept = self._guest_dms[channel] = deque(maxlen=self.web.backlog)
+            while len(self._guest_dms) > self.web.guest_dms:
+                self._guest_dms.popitem(last=False)
+        if kept is not None:
+            self._guest_dms.move_to_end(channel)
+        return kept
 
     def publish(self, channel: str, event: dict) -> None:
         """``event`` to every page that can see ``channel``."""
@@ -238,12 +266,12 @@ class WebPlatform(Platform):
                                "for_s": self.typing_lifetime_s})
 
     def _message(self, channel: str, author: WebUser, text: str, reply_to: str = "") -> dict:
-        quoted = next((m for m in self._backlog.get(channel, ()) if m["id"] == reply_to), None) if reply_to else None
+        quoted = next((m for m in self._kept(channel) or () if m["id"] == reply_to), None) if reply_to else None
         message = {"id": f"w{next(self._ids)}", "channel": channel, "author": author.public(), "text": text,
                    "at": time.time(),
                    "reply_to": {"id": quoted["id"], "author": quoted["author"], "text": quoted["text"][:160]}
                    if quoted else None}
-        self._backlog.setdefault(channel, deque(maxlen=self.web.backlog)).append(message)
+        self._kept(channel, create=True).append(message)
         self.publish(channel, {"type": "message", "channel": channel, "message": message})
         return message
 

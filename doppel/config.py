@@ -231,6 +231,9 @@ class WebSettings(_Section):
     max_text_chars: PositiveInt = 4000
     # Messages per channel a newly opened page is shown.
     backlog: PositiveInt = 200
+    # Guest DMs whose backlog is kept in memory; beyond it the least recently used one's backlog is
+    # dropped, so a flood of new guest tokens cannot grow memory (the clone's memory in Redis stays).
+    guest_dms: PositiveInt = 500
 
     @field_validator("groups")
     @classmethod

@@ -164,6 +164,74 @@ async def test_a_second_page_sees_the_backlog_and_others_dms_stay_private(run_we
             assert (await bo.answer(nonce))["message"] == f"unknown channel {dm!r}"
 
 
+async def test_a_guest_who_copies_an_id_seen_in_a_group_cannot_read_or_post_in_that_dm(run_web, make_worker,
+                                                                                       redis_url, aredis, keys):
+    async with run_web() as platform, running(make_worker(redis_url)):
+        async with page(platform, name="Ann", guest="ann-secret-token-1234") as ann, page(platform, name="Bo") as bo:
+            group, dm = ann.channel("group"), ann.channel("dm")
+            await ann.send(dm, "my secret plan")
+            await eventually(lambda: ann.texts(dm, "clone") == ["echo: my secret plan"], what="the DM reply")
+            await ann.send(group, "hi all")
+            await eventually(lambda: bo.texts(group) == ["hi all"], what="Ann's line on Bo's page")
+            seen = bo.messages(group)[0]["author"]["id"]
+        for copied in (seen, seen.removeprefix("guest-")):
+            async with page(platform, name="Mal", guest=copied) as mal:
+                assert mal.me["id"] != seen and mal.channel("dm") != dm
+                assert dm not in mal.welcome["backlog"] and "my secret plan" not in json.dumps(mal.events)
+                answer = await mal.answer(await mal.send(dm, "posting as Ann"))
+                assert (answer["type"], answer["message"]) == ("error", f"unknown channel {dm!r}")
+        async with page(platform, name="Ann", guest="ann-secret-token-1234") as again:
+            assert again.me["id"] == seen, "the token holder keeps her id while the chat runs"
+            assert [m["text"] for m in again.welcome["backlog"][dm]] == ["my secret plan", "echo: my secret plan"]
+    assert [t.turn.text for t in await load(aredis, keys, dm)] == ["my secret plan"], \
+        "nothing was posted into Ann's DM by anyone else"
+
+
+async def test_a_guest_token_and_the_owner_key_reach_no_other_page(run_web, make_worker, redis_url):
+    token = "ann-secret-token-1234"
+    async with run_web() as platform, running(make_worker(redis_url)), page(platform, name="Bo") as bo, \
+            page(platform, key=platform.owner_key) as owner:
+        async with page(platform, name="Ann", guest=token) as ann:
+            group, dm = ann.channel("group"), ann.channel("dm")
+            assert ann.me["id"].startswith("guest-") and token not in ann.me["id"] and token not in dm
+            await ann.ws.send_json({"type": "typing", "channel": group})
+            await ann.send(group, "hi all")
+            await eventually(lambda: bo.texts(group) == ["hi all"], what="Ann's line on Bo's page")
+            await owner.send(group, "hi from the owner")
+            await eventually(lambda: len(bo.texts(group)) == 2, what="the owner's line on Bo's page")
+        async with page(platform, name="Cy") as late:
+            assert [m["text"] for m in late.welcome["backlog"][group]][:2] == ["hi all", "hi from the owner"]
+        assert any(e["type"] == "typing" and e["user"]["id"] == ann.me["id"] for e in bo.events)
+        for other in (bo, owner, late):
+            traffic = json.dumps(other.events)
+            assert token not in traffic and platform.owner_key not in traffic, "no secret in another page's traffic"
+
+
+async def test_kept_guest_dm_backlogs_are_bounded_least_recently_used_first(run_web, make_worker, redis_url):
+    async with run_web(web={"guest_dms": 2}) as platform, running(make_worker(redis_url)):
+        async def say(token: str, text: str) -> None:
+            async with page(platform, name="G", guest=token) as guest:
+                dm = guest.channel("dm")
+                await guest.send(dm, text)
+                await eventually(lambda: guest.texts(dm, "clone") == [f"echo: {text}"], what=f"the reply to {text}")
+
+        async def kept(token: str) -> list[str]:
+            async with page(platform, name="G", guest=token) as guest:
+                return [m["text"] for m in guest.welcome["backlog"][guest.channel("dm")]]
+
+        await say("token-aaaa", "from a")
+        await say("token-bbbb", "from b")
+        assert await kept("token-aaaa") == ["from a", "echo: from a"], "opening a's page makes it recently used"
+        await say("token-cccc", "from c")
+        assert await kept("token-bbbb") == [], "b was the least recently used: its backlog was dropped"
+        assert await kept("token-aaaa") == ["from a", "echo: from a"]
+        assert await kept("token-cccc") == ["from c", "echo: from c"]
+        for n in range(6):  # a flood of new tokens
+            await say(f"flood-token-{n}", "x")
+        assert len(platform._guest_dms) == 2
+        assert await kept("token-cccc") == [] and await kept("flood-token-5") == ["x", "echo: x"]
+
+
 async def test_friends_talk_in_the_group_are_recorded_and_trigger_the_clone(run_web, make_worker, redis_url, aredis,
                                                                           keys, tmp_path):
     script = tmp_path / "friends.txt"
