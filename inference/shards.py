@@ -12,7 +12,9 @@ as every other worker: S // live shards each, one more for the S % live workers 
 now (ties by name), so shards move only when they must. Then:
 
 * below its share it takes free shards, and shards whose holder's heartbeat is gone (a crashed
-  worker's: the worker claims their pending requests before it reads new ones, see ``fresh``);
+  worker's); leases still under its own name (it restarted under that name) it holds again. Of a
+  shard just taken (``fresh``) the worker claims every pending request, whoever holds it, before it
+  reads new ones, so the channel's requests are answered in order;
 * above it (a worker joined) it hands shards over: stops reading them, lets their requests in
   flight finish, then deletes the lease (``release_drained``), and the newcomer takes them;
 * a shard seen free in two rounds in a row is taken by whoever sees it, share or not, so no shard
@@ -27,6 +29,7 @@ workers always read as well, for bots configured without shards.
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 
 from doppel.relay import Keys
@@ -106,19 +109,23 @@ class ShardLeases:
         self.held: set[int] = set()      # leases this worker holds
         self.draining: set[int] = set()  # held but no longer read: released once their requests are done
         self.fresh: set[int] = set()     # taken, but their pending requests not claimed yet: not read
+        self.renewed_at: dict[int, float] = {}  # shard -> monotonic time its lease was last set (sent)
+        self.ttl_s = ttl_s
         self._free_before: set[int] = set()
         self._raise = redis.register_script(_RAISE_LUA)
         self._renew = redis.register_script(_RENEW_LUA)
         self._take = redis.register_script(_TAKE_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
 
-    def reading(self) -> list[int]:
-        """The shards to read new requests from."""
-        return sorted(self.held - self.draining - self.fresh)
+    def reading(self, margin_s: float = 0.0) -> list[int]:
+        """The shards to read new requests from: held, and whose lease still runs ``margin_s`` from
+        now (a worker that stalled past its TTL stops reading before its next round finds out)."""
+        deadline = time.monotonic() + margin_s - self.ttl_s
+        return sorted(k for k in self.held - self.draining - self.fresh if self.renewed_at.get(k, -1e18) > deadline)
 
-    def streams(self) -> list[str]:
+    def streams(self, margin_s: float = 0.0) -> list[str]:
         """The streams to read: the shared one, then the shards this worker reads."""
-        return [self.keys.requests, *(self.keys.request_shard(k) for k in self.reading())]
+        return [self.keys.requests, *(self.keys.request_shard(k) for k in self.reading(margin_s))]
 
     def _preference(self, shard: int) -> int:
         # Rendezvous order: a worker that restarts under its name tends to get its shards back.
@@ -135,6 +142,11 @@ class ShardLeases:
             pipe.mget([self.keys.shard_lease(k) for k in range(self.count)])
             _, members, holders = await pipe.execute()
         live = await self._live(set(members), {holder for holder in holders if holder})
+        mine = {k for k, holder in enumerate(holders) if holder == self.name} - self.held
+        if mine:  # held under this name before a restart: read again once their pending requests are claimed
+            log.info("worker %s: holds shard(s) %s from its previous run", self.name, _list(mine))
+            self.held |= mine
+            self.fresh |= mine
         await self._renew_held()
         others = {k: holder for k, holder in enumerate(holders) if holder and k not in self.held}
         holdings = dict.fromkeys(live, 0)
@@ -158,6 +170,7 @@ class ShardLeases:
         taken: set[int] = set()
         if want > 0 and free:
             order = orphans + rest
+            sent = time.monotonic()
             indexes = await self._take(keys=[self.keys.shard_lease(k) for k in order],
                                        args=[self.name, self.ttl_ms, want, *(others.get(k, "") for k in order)])
             taken = {order[i - 1] for i in indexes}
@@ -169,6 +182,7 @@ class ShardLeases:
                 log.info("worker %s: took shard(s) %s", self.name, _list(taken))
             self.held |= taken
             self.fresh |= taken
+            self.renewed_at.update(dict.fromkeys(taken, sent))
             owned |= taken
         self._free_before = free - taken
         needed = any(holdings[name] < shares[name] for name in live if name != self.name)
@@ -178,7 +192,7 @@ class ShardLeases:
             self.fresh.difference_update(handed)
             log.info("worker %s: handing shard(s) %s over (share %d of %d)", self.name, _list(handed),
                      share, self.count)
-        return taken
+        return taken | mine
 
     async def _live(self, members: set[str], holders: set[str]) -> set[str]:
         """This worker and the other members and lease holders whose heartbeat exists (the one test
@@ -199,8 +213,10 @@ class ShardLeases:
         if not self.held:
             return
         held = sorted(self.held)
+        sent = time.monotonic()  # the lease runs at least the TTL from here
         kept = await self._renew(keys=[self.keys.shard_lease(k) for k in held], args=[self.name, self.ttl_ms])
         lost = {k for k, ok in zip(held, kept, strict=True) if not ok}
+        self.renewed_at.update(dict.fromkeys(set(held) - lost, sent))
         if lost:
             # Expired while this worker stalled, and maybe taken by another: stop reading them.
             log.warning("worker %s: lost shard lease(s) %s", self.name, _list(lost))

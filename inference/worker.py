@@ -6,8 +6,9 @@ so one worker answers a channel while it lives). It runs up to ``concurrency`` r
 (one at a time per channel, so a channel's replies are produced in order), and writes each reply,
 acks and deletes its request in one transaction (shared by the requests that finish together): a
 request is acked only once its reply exists. Requests held by a worker that stopped heartbeating,
-or idle past ``reclaim_idle_s``, are claimed by another: on the shared stream by any worker, on a
-shard by the worker that takes the shard over, before it reads the shard's new requests.
+or idle past ``reclaim_idle_s``, are claimed by another: on the shared stream by any worker. The
+worker that takes a shard claims all of its pending requests, whoever holds them, before it reads
+the shard's new ones; a worker restarted under its name claims its own from its previous run.
 Malformed requests go to the dead-letter stream.
 
 ``run(burst=True)`` drains what is queued and returns, for tests and batch jobs. ``startup`` and
@@ -81,6 +82,7 @@ class Worker:
         self._channel_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._stopping = asyncio.Event()
         self._last_reclaim = 0.0
+        self._recovered = False  # own pending requests on the shared stream claimed (after a restart)
         self.heartbeat = Heartbeat(
             redis, keys.heartbeat("worker", self.name), interval_s=options.heartbeat_interval_s,
             ttl_s=options.heartbeat_ttl_s, info=self._heartbeat_info,
@@ -180,26 +182,69 @@ class Worker:
 
     async def _read(self, count: int, burst: bool) -> list[Entry]:
         """New requests of the shared stream and of the shards this worker reads, up to ``count`` per stream."""
+        # Only shards whose lease outlasts this read's block time: a stalled worker stops at once.
+        streams = self.shards.streams(margin_s=self.options.read_block_ms / 1000)
         response = await self.redis.xreadgroup(
-            self.keys.workers_group, self.name, dict.fromkeys(self.shards.streams(), ">"), count=count,
+            self.keys.workers_group, self.name, dict.fromkeys(streams, ">"), count=count,
             block=None if burst else self.options.read_block_ms,
         )
         return [(stream, entry_id, fields) for stream, entries in response or () for entry_id, fields in entries]
 
     async def _shard_changes(self) -> None:
-        """Claim the pending requests of shards just taken, before reading their new ones (a dead
-        holder's requests are older: they go first); hand over shards whose requests are done."""
+        """Claim the pending requests of shards just taken (and, once, this worker's own on the
+        shared stream, left by its previous run under the same name) before reading new ones:
+        they are older, so they go first; hand over shards whose requests are done."""
+        if not self._recovered:
+            for entry in await self._claim_pending(self.keys.requests, consumer=self.name):
+                self._dispatch(*entry)
+            self._recovered = True
         fresh = sorted(self.shards.fresh)
         if fresh:
             streams = [self.keys.request_shard(k) for k in fresh]
             await self._ensure_groups(streams)
-            claimed = await self.reclaim(streams)
+            claimed = [entry for stream in streams for entry in await self._claim_pending(stream)]
             self.shards.fresh.difference_update(fresh)
             for entry in claimed:
                 self._dispatch(*entry)
         if self.shards.draining:
             busy = {self.keys.shard_of_stream(stream) for stream, _ in self._in_flight}
             await self.shards.release_drained(busy)
+
+    async def _claim_pending(self, stream: str, consumer: str | None = None) -> list[Entry]:
+        """Claim every pending request of ``stream`` (of ``consumer`` only, if given) that this worker
+        is not handling, however recently its holder touched it, in stream order.
+
+        The holder may be alive (its lease expired before its heartbeat, it stalled past the TTL, or
+        a request failed there): answering again is harmless (the bot posts a reply once), answering
+        the channel out of order, or without the earlier exchange in its history, is not.
+        """
+        claimed: list[Entry] = []
+        start = "-"
+        while True:
+            pending = await self.redis.xpending_range(stream, self.keys.workers_group, min=start, max="+",
+                                                      count=_RECLAIM_BATCH, consumername=consumer)
+            ids = [p["message_id"] for p in pending if (stream, p["message_id"]) not in self._in_flight]
+            if ids:
+                entries = await self.redis.xclaim(stream, self.keys.workers_group, self.name,
+                                                  min_idle_time=0, message_ids=ids)
+                # Entries deleted while pending come back empty (or not at all): nothing to answer.
+                claimed += [(stream, entry_id, fields) for entry_id, fields in entries if entry_id]
+                await self._log_claimed(stream, [p for p in pending if p["message_id"] in ids])
+            if len(pending) < _RECLAIM_BATCH:
+                return sorted(claimed, key=lambda entry: _id_order(entry[1]))
+            start = "(" + pending[-1]["message_id"]
+
+    async def _log_claimed(self, stream: str, pending: list[dict]) -> None:
+        by_holder: dict[str, int] = {}
+        for entry in pending:
+            by_holder[entry["consumer"]] = by_holder.get(entry["consumer"], 0) + 1
+        for holder, count in sorted(by_holder.items()):
+            if holder == self.name:
+                log.warning("worker %s: took %d request(s) of %s left by its previous run", self.name, count, stream)
+                continue
+            alive = await self.redis.exists(self.keys.heartbeat("worker", holder))
+            log.warning("worker %s: took %d request(s) of %s from %s worker %s", self.name, count, stream,
+                        "live" if alive else "stopped", holder)
 
     def _dispatch(self, stream: str, entry_id: str, fields: dict | None) -> None:
         self._in_flight.add((stream, entry_id))
@@ -432,6 +477,11 @@ class Worker:
         return {"engine": self.engine.name, "processed": self.processed, "rejected": self.rejected,
                 "in_flight": len(self._in_flight), "concurrency": self.options.concurrency,
                 "shards": ",".join(map(str, self.shards.reading())) or "-"}
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
 
 
 def _is_nogroup(exc: Exception) -> bool:

@@ -155,3 +155,28 @@ async def test_a_clean_stop_frees_every_lease_at_once(redis_url, keys, sync_redi
     assert sync_redis.mget([keys.shard_lease(k) for k in range(4)]) == [None] * 4
     assert sync_redis.smembers(keys.workers) == set()
     await workers.redis.aclose()
+
+
+async def test_a_stalled_worker_stops_reading_a_shard_once_its_lease_may_have_run_out(redis_url, keys):
+    workers = Workers(redis_url, keys, shards=2, ttl_s=0.3)
+    a = await workers.start("a")
+    await workers.settle(rounds=1)
+    assert a.reading() == [0, 1]
+    assert a.reading(margin_s=0.4) == [], "a read blocking past the lease's end does not start"
+    await asyncio.sleep(0.35)  # no round ran: the leases may be another worker's by now
+    assert a.reading() == [] and a.streams() == [keys.requests]
+    await a.round()  # renewed (still free) or taken anew: read again once claimed
+    a.fresh.clear()
+    assert a.reading() == [0, 1]
+    await workers.redis.aclose()
+
+
+async def test_a_worker_restarted_under_its_name_holds_its_leases_again(redis_url, keys, sync_redis):
+    workers = Workers(redis_url, keys, shards=4, ttl_s=60.0)
+    await workers.start("a")
+    await workers.settle()
+    again = await workers.start("a")  # a new process, same name: its leases outlive the old one
+    assert await again.round() == set(range(4))
+    assert again.fresh == set(range(4)), "its previous run's pending requests are claimed first"
+    assert sync_redis.mget([keys.shard_lease(k) for k in range(4)]) == ["a"] * 4
+    await workers.redis.aclose()

@@ -308,3 +308,54 @@ async def test_a_bot_with_more_shards_than_the_worker_is_still_answered(
     worker = make_worker(redis_url, shards=1)  # configured for the shared stream only
     assert await worker.run(burst=True) == 40
     assert sorted(r.channel for r in replies(sync_redis, keys)) == sorted(channels)
+
+
+async def _shard_with_pending(aredis, keys, make_request, held_by: dict[str, list[int]], new: int):
+    """A shard stream whose first requests are pending at the given consumers (request index ->
+    consumer, read in stream order), followed by ``new`` requests nobody read."""
+    channel = "test:sharded"
+    stream = keys.request_stream(channel, 2)
+    await aredis.xgroup_create(stream, keys.workers_group, id="0", mkstream=True)
+    at = {i: name for name, indexes in held_by.items() for i in indexes}
+    for i in sorted(at):
+        await aredis.xadd(stream, make_request(f"m{i}", channel=channel).to_fields())
+        await aredis.xreadgroup(keys.workers_group, at[i], {stream: ">"}, count=1)
+    for i in range(len(at), len(at) + new):
+        await aredis.xadd(stream, make_request(f"m{i}", channel=channel).to_fields())
+    return stream
+
+
+async def test_a_shard_taken_over_answers_pending_requests_of_live_holders_first(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, caplog):
+    # "slow" lost the lease (expired before its heartbeat) with two requests pending; "ghost" died.
+    stream = await _shard_with_pending(aredis, keys, make_request, {"slow": [0, 2], "ghost": [1]}, new=2)
+    await aredis.set(keys.heartbeat("worker", "slow"), "{}", px=60_000)
+    worker = make_worker(redis_url, shards=2, reclaim_idle_s=3600)
+    assert await worker.run(burst=True) == 5
+    assert [r.parts[0] for r in replies(sync_redis, keys)] == [f"echo: m{i}" for i in range(5)], \
+        "every pending request of the shard first, in stream order, then the new ones"
+    assert "took 2 request(s)" in caplog.text and "from live worker slow" in caplog.text
+    assert sync_redis.xpending(stream, keys.workers_group)["pending"] == 0
+
+
+@pytest.mark.parametrize("lease", ["kept", "expired"])
+async def test_a_worker_restarted_under_its_name_answers_its_own_pending_requests_first(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request, lease):
+    # The previous run of "w1" (a container: same hostname and pid) read two requests and was killed.
+    stream = await _shard_with_pending(aredis, keys, make_request, {"w1": [0, 1]}, new=2)
+    if lease == "kept":
+        await aredis.set(keys.shard_lease(keys.shard_of_stream(stream)), "w1", px=60_000)
+        await aredis.sadd(keys.workers, "w1")
+    worker = make_worker(redis_url, shards=2, reclaim_idle_s=3600)
+    assert await worker.run(burst=True) == 4
+    assert [r.parts[0] for r in replies(sync_redis, keys)] == [f"echo: m{i}" for i in range(4)]
+    assert not sync_redis.exists(keys.shard_lease(keys.shard_of_stream(stream))), "released on a clean stop"
+
+
+async def test_a_worker_restarted_under_its_name_answers_its_own_pending_on_the_shared_stream(
+        aredis, sync_redis, keys, redis_url, make_worker, make_request):
+    await queue(aredis, keys, [make_request(f"m{i}") for i in range(3)])
+    await aredis.xgroup_create(keys.requests, keys.workers_group, id="0", mkstream=True)
+    await aredis.xreadgroup(keys.workers_group, "w1", {keys.requests: ">"}, count=2)
+    assert await make_worker(redis_url, shards=1, reclaim_idle_s=3600).run(burst=True) == 3
+    assert [r.parts[0] for r in replies(sync_redis, keys)] == ["echo: m0", "echo: m1", "echo: m2"]
