@@ -210,6 +210,10 @@ def _print_status(report) -> None:
     console.print(f"queued: {report.queued}   pending: {report.pending}   dead letters: {report.dead_letters}")
     for name, count in sorted(report.pending_by_worker.items()):
         console.print(f"  pending at {name}: {count}")
+    orphaned = sorted([*report.unowned_shards, *(shard for name, shards in report.shard_owners.items()
+                                                 if name not in report.workers for shard in shards)])
+    if orphaned:
+        console.print(f"  shards no live worker holds: {','.join(map(str, orphaned))}")
     for name, count in sorted(report.replies_unposted.items()):
         if count:
             console.print(f"  replies not yet posted by bot {name}: {count}")

@@ -105,3 +105,15 @@ def test_status_self_counts_only_this_hosts_components(redis_url, sync_redis, ke
     assert doppel("status", "--require", "worker", env=env).returncode == 0
     mine = doppel("status", "--require", "worker", "--self", env=env)
     assert mine.returncode == 1 and "no live worker on" in mine.stderr
+
+
+def test_status_text_names_shards_no_live_worker_holds(capsys):
+    from doppel.cli import _print_status
+    from doppel.health import Status
+
+    report = Status(workers={"w1": {"host": "h", "pid": 1}}, shards=4, unowned_shards=[3],
+                    shard_owners={"w1": [0], "gone": [1, 2]})
+    _print_status(report)
+    assert "shards no live worker holds: 1,2,3" in capsys.readouterr().out
+    _print_status(Status(workers={"w1": {}}, shards=2, shard_owners={"w1": [0, 1]}))
+    assert "no live worker holds" not in capsys.readouterr().out
