@@ -141,7 +141,7 @@ def test_the_demo_trains_a_clone_that_beats_the_base_model(make_settings, redis_
     assert second.cached == ["model", "import", "build", "train", "eval", "publish"]
     assert second.published == "alex@v1" and second.report["perplexity"] == ppl
     assert (result.adapter_dir / "adapter_model.safetensors").stat().st_mtime_ns == trained_at
-    assert "likeness" in out.getvalue().lower(), "the cached run still shows the likeness table"
+    assert "perplexity of owner's replies" in out.getvalue(), "the cached run still shows the likeness table"
 
 
 def keys_for(settings):
