@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class Pipeline:
         self.state_path = self.work / STATE_FILE
         self.state = self._load_state()
         self.previous = ""
+        self.resuming = False  # whether the running step was interrupted last time with the same inputs
         self.result = DemoResult(self.work, self.work / "dataset" / "samples.jsonl",
                                  self.work / "run" / "adapter", {}, "")
 
@@ -132,6 +134,8 @@ class Pipeline:
             return
         self.console.print(header)
         started = time.monotonic()
+        # The same step stopped half-way last time (Ctrl-C, a closed laptop): it may continue.
+        self.resuming = not self.options.retrain and self.state.get(f"{name}.attempt") == key
         # Forget the step before it runs: an interrupted step must not look finished next time.
         self.state.pop(name, None)
         self.state[f"{name}.attempt"] = key
@@ -166,10 +170,11 @@ class Pipeline:
     # -- the steps ---------------------------------------------------------------------------------
     def _import(self, export: Path, source: Path) -> None:
         from training import persona_synth
+        from training.trainer import file_sha256
 
         messages = self.work / "import" / "messages.jsonl"
         reduced = self.options.messages
-        inputs = {"export": fingerprint(source.read_bytes()), "messages": reduced, "owner": persona_synth.OWNER_ID}
+        inputs = {"export": file_sha256(source), "messages": reduced, "owner": persona_synth.OWNER_ID}
 
         def run() -> None:
             from training.importers import import_path, write_messages
@@ -178,7 +183,7 @@ class Pipeline:
             if reduced:
                 persona_synth.write_export(export, messages=reduced)
             else:
-                export.write_bytes(source.read_bytes())
+                shutil.copyfile(source, export)
             result = import_path(export, owner=[persona_synth.OWNER_ID], errors="raise")
             messages.parent.mkdir(parents=True, exist_ok=True)
             count = write_messages(messages, result.messages)
@@ -219,11 +224,7 @@ class Pipeline:
         adapter = self.result.adapter_dir
 
         def run() -> None:
-            # The same run interrupted last time (Ctrl-C, a closed laptop) continues where it stopped.
-            resume = (not self.options.retrain and self.state.get("train.previous-attempt") == self.previous
-                      and (run_dir / "run.json").is_file())
-            self.state["train.previous-attempt"] = self.previous
-            self._save_state()
+            resume = self.resuming and (run_dir / "run.json").is_file()
             try:
                 train(config, self.result.samples, run_dir, resume=resume, overwrite=not resume, console=self.console)
             except TrainingInterrupted as stopped:
@@ -279,6 +280,7 @@ def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = 
     import asyncio
 
     from doppel.redis_server import redis_url
+    from training.commands_train import open_registry
     from training.persona_synth import OWNER_NAME
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
@@ -289,7 +291,7 @@ def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = 
     with redis_url(settings) as url:
         if train:
             started = time.monotonic()
-            result = Pipeline(settings, options, console).run(lambda: _registry(settings, url))
+            result = Pipeline(settings, options, console).run(lambda: open_registry(settings))
             console.print(f"[bold]pipeline finished[/] in {time.monotonic() - started:.0f}s"
                           + (f" (up to date: {', '.join(result.cached)})" if result.cached else "")
                           + f"; serving {result.published}")
@@ -299,25 +301,6 @@ def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = 
     if missing:
         raise DoppelError(f"{missing} message(s) got no reply within {timeout_s:.0f}s")
     return result
-
-
-class _registry:
-    """The demo's registry on its (already running) Redis, as a context manager."""
-
-    def __init__(self, settings, url: str):
-        self.settings, self.url = settings, url
-
-    def __enter__(self):
-        import redis as redis_lib
-
-        from doppel.relay import Keys
-        from inference.registry import Registry
-
-        self.client = redis_lib.Redis.from_url(self.url, decode_responses=True)
-        return Registry(self.settings.adapters_root(), self.client, Keys(self.settings.redis.prefix))
-
-    def __exit__(self, *exc_info) -> None:
-        self.client.close()
 
 
 # -- serving --------------------------------------------------------------------------------------

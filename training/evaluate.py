@@ -159,8 +159,7 @@ class Evaluator:
     def _tick(self, stage: str):
         if self.progress is None:
             return _no_tick
-        update = self.progress(f"evaluating: {self._who}, {stage}")
-        return update
+        return self.progress(f"evaluating: {self._who}, {stage}")
 
     def _style(self) -> tuple[dict, list[str]]:
         if not self.options.generate:
