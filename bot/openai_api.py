@@ -32,7 +32,6 @@ import ipaddress
 import json
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -107,17 +106,13 @@ class OpenAIServer:
         self._runner = web.AppRunner(self.app, access_log=log)
         await self._runner.setup()
         host = host or self.options.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        port = self.options.port if port is None else port
         try:
-            sock.bind((host, self.options.port if port is None else port))
+            await web.TCPSite(self._runner, host, port, reuse_address=True).start()
         except OSError as exc:
-            sock.close()
             await self.stop()
-            raise ConfigError(f"openai: cannot listen on {host}:{port or self.options.port} ({exc.strerror})") from None
-        await web.SockSite(self._runner, sock).start()
-        self.port = sock.getsockname()[1]
+            raise ConfigError(f"openai: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self.port = self._runner.addresses[0][1]
         return self.port
 
     async def stop(self) -> None:
