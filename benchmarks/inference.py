@@ -20,7 +20,7 @@ machine it moves less than wall time.
 
 Every request generates exactly ``--max-tokens`` tokens (end-of-sequence ignored, as in vLLM's own
 throughput benchmark), greedy, from a distinct group-chat prompt of about 150-250 tokens built by
-``inference.prompt.build_messages``. The engines are the serving classes with ``complete``
+``doppel.prompt.build_messages``. The engines are the serving classes with ``complete``
 overridden only to force that length and to time the first token. Adapters are rank ``--rank`` on
 all linear layers with small random weights (shape, not content, sets the cost).
 
@@ -63,7 +63,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from doppel.machine import cpu_model  # noqa: E402
 from inference.hf_engine import HFEngine  # noqa: E402
 from inference.model_engine import LoadedAdapter, Sampling  # noqa: E402
-from inference.prompt import Turn, build_messages, persona_prompt  # noqa: E402
+from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
 from inference.vllm_engine import VLLMEngine, VLLMOptions  # noqa: E402
 
 VARIANTS = ("base", "lora", "mix")

@@ -6,7 +6,7 @@ in ``[discord|telegram].owner_ids`` may run them (never a display name: anyone c
 anyone else gets a short refusal and the attempt is logged. Commands are never recorded in the
 history and never reach the model.
 
-Routes go through ``inference.registry.Registry`` (adapter cards live under
+Routes go through ``doppel.registry.Registry`` (adapter cards live under
 ``<data_dir>/adapters``, so ``use``/``adapters`` with scores need the bot on the registry's host).
 ``blend`` is queued as a ``Job`` on the jobs stream; the job runner reports back by writing a
 ``Reply`` whose ``request_id`` is the job id to this bot's reply stream, which the bot posts in
@@ -32,7 +32,8 @@ from pathlib import Path
 
 from bot.platform import CommandSpec, Incoming
 from doppel.errors import DoppelError
-from doppel.relay import SCHEMA_VERSION, BadMessage, Keys
+from doppel.jobs import Job
+from doppel.relay import Keys
 
 log = logging.getLogger(__name__)
 
@@ -72,54 +73,6 @@ def parse_command(text: str, username: str = "") -> tuple[str, str] | None:
         return "about", rest
     name, _, args = rest.partition(" ")
     return (name.lower() or "help"), args.strip()
-
-
-# -- jobs ------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Job:
-    """A task the owner queued from a chat, as an entry of the ``Keys.jobs`` stream.
-
-    Fields (all strings): ``v`` schema version, ``id`` ("job-<hex>"), ``kind`` ("blend"),
-    ``args`` (JSON; blend: ``{"name": "mix", "sources": [{"adapter": "a", "weight": 0.7}, ...],
-    "combination": "linear"}``, the same shape as a blend card's ``parents``), ``platform``,
-    ``bot``, ``channel``, ``requested_by`` (platform user id), ``created_at`` (epoch seconds).
-
-    The runner reads it through the ``Keys.jobs_group`` consumer group and, when done, writes
-    ``Reply(request_id=job.id, channel=job.channel, status="ok", parts=("<one line result>",))``
-    (``status="error"`` with ``reason`` on failure) to ``Keys.replies(job.bot)``.
-    """
-
-    kind: str
-    args: dict
-    platform: str
-    bot: str
-    channel: str
-    requested_by: str
-    id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex}")
-    created_at: float = field(default_factory=time.time)
-
-    def to_fields(self) -> dict[str, str]:
-        return {"v": str(SCHEMA_VERSION), "id": self.id, "kind": self.kind,
-                "args": json.dumps(self.args, ensure_ascii=False), "platform": self.platform,
-                "bot": self.bot, "channel": self.channel, "requested_by": self.requested_by,
-                "created_at": repr(self.created_at)}
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> Job:
-        try:
-            args = json.loads(fields["args"])
-            if fields["v"] != str(SCHEMA_VERSION) or not isinstance(args, dict):
-                raise ValueError("bad version or args")
-            return cls(kind=fields["kind"], args=args, platform=fields["platform"], bot=fields["bot"],
-                       channel=fields["channel"], requested_by=fields["requested_by"], id=fields["id"],
-                       created_at=float(fields["created_at"]))
-        except (KeyError, ValueError, RecursionError) as exc:
-            raise BadMessage(f"not a job entry: {str(exc)[:100]}") from None
-
-
-def is_job_id(request_id: str) -> bool:
-    return request_id.startswith("job-")
 
 
 # -- running commands --------------------------------------------------------------------------------
@@ -190,7 +143,7 @@ class Commands:
         return self._sync_redis
 
     def _registry(self):
-        from inference.registry import Registry
+        from doppel.registry import Registry
 
         return Registry(self.registry_root, self._sync(), self.keys)
 
@@ -277,7 +230,7 @@ class Commands:
         return f"Rolled back: the default is {ref} again."
 
     async def _cmd_blend(self, event: Incoming, args: str) -> str:
-        from inference.registry import validate_name
+        from doppel.registry import validate_name
 
         usage = "Usage: /clone blend a:0.7 b:0.3 as NAME"
         weights, _, name = args.rpartition(" as ")
@@ -358,7 +311,7 @@ class Commands:
         return await self._pause(event, args, False)
 
     async def _cmd_forget(self, event: Incoming, args: str) -> str:
-        from inference.history import forget
+        from doppel.history import forget
 
         count = await self.redis.llen(self.keys.history(event.channel))
         await forget(self.redis, self.keys, event.channel)

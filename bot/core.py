@@ -7,7 +7,7 @@
    (``bot/commands.py``): answered here, never recorded, never sent to the model.
 2. In an active channel (not paused, and for groups in the platform's ``chats`` allowlist when it
    has one) every text message is recorded into the channel history, whoever wrote it, bots
-   included, through ``inference.history.record``: one JSON entry per message in the Redis list
+   included, through ``doppel.history.record``: one JSON entry per message in the Redis list
    ``Keys.history(channel)``, oldest first, capped at ``[history] max_stored`` entries and
    expiring ``[history] ttl_s`` after the last write (the limits the worker reads it with)::
 
@@ -38,14 +38,15 @@ import logging
 import random
 import time
 
-from bot.commands import COMMANDS, Commands, is_job_id, parse_command
+from bot.commands import COMMANDS, Commands, parse_command
+from doppel.jobs import is_job_id
 from bot.pacing import ChannelSender, Outgoing, PacingOptions, RateWindow, split_message
 from bot.platform import Incoming, Platform
 from bot.relay_client import RelayClient
 from bot.triggers import TriggerOptions, Triggers, owner_name
 from doppel.relay import Reply, Request
-from inference.history import HistoryOptions, record
-from inference.prompt import Turn
+from doppel.history import HistoryOptions, record
+from doppel.prompt import Turn
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A thin front end on the relay, like the platform adapters: no model in this process. Each
 completion becomes a one-off conversation on its own channel (``openai:<instance>:<uuid>``):
 
-1. the earlier messages are written to that channel's history (``inference.history.record``, as
+1. the earlier messages are written to that channel's history (``doppel.history.record``, as
    ``bot/core.py`` records a chat): ``user`` messages as a friend's turns, ``assistant`` messages
    as the clone's own, so the worker builds the prompt exactly as for a chat;
 2. ``model`` picks the adapter through the channel's route (the registry's ``channel_routes``;
@@ -44,9 +44,9 @@ from bot.relay_client import RelayClient
 from bot.triggers import owner_name
 from doppel.errors import ConfigError
 from doppel.relay import Reply, Request
-from inference import history
-from inference.history import HistoryOptions
-from inference.prompt import Turn
+from doppel import history
+from doppel.history import HistoryOptions
+from doppel.prompt import Turn
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def _versions(raw: str) -> list[int]:
 
 def _created(root: Path, name: str, versions: list[int]) -> dict[int, int]:
     """Each version's card time, where the cards are on this host (else 0)."""
-    from inference.registry import CARD_FILE, AdapterRef, version_dir
+    from doppel.registry import CARD_FILE, AdapterRef, version_dir
 
     out = {}
     for version in versions:

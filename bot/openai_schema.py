@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inference.prompt import BURST_SEPARATOR
+from doppel.prompt import BURST_SEPARATOR
 
 # Body fields the endpoint acts on; any other field a client sends is reported as ignored.
 _HONOURED = frozenset(("model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens",

@@ -2,7 +2,7 @@
 
 Reads what ``/clone status`` reads: the channel's route, else the default route (Redis, keys from
 ``doppel.relay.Keys``), and the card ``card.json`` of that version in the registry
-(``inference.registry``: files and Redis only, no model libraries). ``eval.png``, the likeness
+(``doppel.registry``: files and Redis only, no model libraries). ``eval.png``, the likeness
 chart ``doppel eval`` draws, is kept in the published version's directory
 (``training/publish.py``), so the page shows it from there. ``watch`` follows the registry's
 event stream, so the page refreshes the moment an adapter is published, routed or rolled back.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from doppel.errors import InputError
 from doppel.relay import Keys
-from inference.registry import AdapterRef, Registry, version_dir
+from doppel.registry import AdapterRef, Registry, version_dir
 
 log = logging.getLogger(__name__)
 

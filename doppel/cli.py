@@ -81,8 +81,17 @@ def worker_run(app: AppContext, engine: str | None, burst: bool, concurrency: in
     if engine:
         settings = settings.model_copy(update={"worker": settings.worker.model_copy(update={"engine": engine})})
     overrides = {"concurrency": concurrency} if concurrency else {}
-    answered = run_worker(settings, burst=burst, **overrides)
+    answered = run_worker(settings, burst=burst, resolve_model=_model_resolver(), **overrides)
     err_console.print(f"worker stopped: {answered} request(s) answered")
+
+
+def _model_resolver():
+    """The builder of the offline models (training/) where it is installed, else directories only."""
+    try:
+        from training.offline_models import resolve_base_model
+    except ImportError:  # a worker host without the train extra serves model directories only
+        return None
+    return resolve_base_model
 
 
 # -- chat, demo, status ---------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class DataSettings(_Section):
     owner: list[str] = Field(default_factory=list)
     # The name the persona uses; empty: the owner's most frequent display name in the data.
     owner_name: str = ""
-    # System persona template ({owner} is replaced); empty: inference.prompt.DEFAULT_PERSONA.
+    # System persona template ({owner} is replaced); empty: doppel.prompt.DEFAULT_PERSONA.
     persona: str = ""
     merge_gap_s: PositiveFloat = 120.0
     session_gap_s: PositiveFloat = 3600.0

@@ -280,7 +280,7 @@ def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = 
     import asyncio
 
     from doppel.redis_server import redis_url
-    from training.commands_train import open_registry
+    from doppel.registry import open_registry
     from training.persona_synth import OWNER_NAME
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
@@ -317,6 +317,7 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
 
     from bot.terminal import chat
     from inference.serve import build_worker
+    from training.offline_models import resolve_base_model
 
     loop = asyncio.get_running_loop()
     if stop is None:
@@ -324,7 +325,7 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
         if terminal is None:  # a terminal chat ends with Ctrl-D; Ctrl-C there interrupts input()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-    worker = build_worker(settings, url)
+    worker = build_worker(settings, url, resolve_model=resolve_base_model)
     worker_task = asyncio.create_task(worker.run(), name="demo:worker")
     tasks = []
     missing = 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from doppel.errors import DoppelError
 from inference.model_engine import LoadedAdapter, ModelEngine
-from inference.registry import AdapterRef, version_dir
+from doppel.registry import AdapterRef, version_dir
 
 log = logging.getLogger(__name__)
 

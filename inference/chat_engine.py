@@ -10,19 +10,20 @@ filters and redacts the reply; and records the clone's reply in the channel hist
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from doppel.errors import ConfigError, DoppelError
 from doppel.relay import Keys, Request
-from inference import history
+from doppel import history
 from inference.adapters import AdapterSet
 from inference.engine import Generation
-from inference.history import HistoryOptions, StoredTurn
+from doppel.history import HistoryOptions, StoredTurn
 from inference.model_engine import ModelEngine, Sampling
 from inference.postprocess import PostProcessor
-from inference.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, persona_prompt
-from inference.registry import AdapterRef
+from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, persona_prompt
+from doppel.registry import AdapterRef
 
 # Room the reply needs in the context; a window that leaves less is shrunk.
 _MIN_REPLY_TOKENS = 32
@@ -130,23 +131,27 @@ class ChatEngine:
         return None, (f"{'; '.join(failures)}; answered with the base model" if failures else "")
 
 
-def resolve_base_model(base: str, source: str = "doppel.toml") -> Path:
-    """``tiny``/``smollm2`` (built offline on first use) or a model directory."""
-    from training.offline_models import MODEL_NAMES, default_cache_dir, ensure_model
+# (base, source of the setting) -> model directory
+ResolveModel = Callable[[str, str], Path]
 
-    if base in MODEL_NAMES:
-        return ensure_model(base, default_cache_dir())
+
+def model_directory(base: str, source: str = "doppel.toml") -> Path:
+    """``[model] base`` as a model directory: the resolver a worker uses when nobody passes one.
+
+    Names of models that are built on first use (``tiny``, ``smollm2``) are resolved by whoever
+    builds them: the ``doppel`` entry points pass ``training.offline_models.resolve_base_model``.
+    """
     path = Path(base).expanduser()
     if not (path / "config.json").is_file():
-        raise ConfigError(f"{source}: model.base = {base!r}: not {' or '.join(MODEL_NAMES)} and not a model directory")
+        raise ConfigError(f"{source}: model.base = {base!r}: not a model directory")
     return path
 
 
-def chat_engine_from_settings(settings, redis) -> ChatEngine:
+def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = model_directory) -> ChatEngine:
     from inference.vllm_engine import VLLMEngine, VLLMOptions
 
     m = settings.model
-    base = resolve_base_model(m.base, settings.source)
+    base = resolve_model(m.base, settings.source)
     if settings.worker.engine == "vllm":
         model = VLLMEngine(base, VLLMOptions(
             dtype=m.dtype, max_model_len=m.max_model_len, max_loras=m.max_loras, max_lora_rank=m.max_lora_rank,

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from doppel.errors import ConfigError
 from doppel.relay import Request
-from inference.prompt import split_burst
+from doppel.prompt import split_burst
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,3 @@ class EchoEngine:
             await asyncio.sleep(self.delay_ms / 1000)
         segments = split_burst(request.text) or [""]
         return Generation(parts=tuple(f"echo: {s}" for s in segments), adapter="echo")
-
-
-def create_engine(settings, redis=None) -> Engine:
-    """The engine named by ``settings.worker.engine``; model engines need the async ``redis``."""
-    name = settings.worker.engine
-    if name == "echo":
-        return EchoEngine(delay_ms=settings.worker.echo_delay_ms)
-    if name in ("hf", "vllm"):
-        from inference.chat_engine import chat_engine_from_settings
-
-        return chat_engine_from_settings(settings, redis)
-    raise ConfigError(f"{settings.source}: worker.engine = {name!r}: no such engine (allowed: echo, hf, vllm)")

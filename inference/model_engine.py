@@ -3,7 +3,7 @@
 Two implementations: ``hf_engine.HFEngine`` (transformers + peft, anywhere) and
 ``vllm_engine.VLLMEngine`` (vLLM's async engine with LoRA, continuous batching). For the same
 adapter and greedy sampling they return the same text. Both apply the base model's chat template
-to the messages from ``inference.prompt.build_messages``, exactly as training does.
+to the messages from ``doppel.prompt.build_messages``, exactly as training does.
 """
 
 from __future__ import annotations

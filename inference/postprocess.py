@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from inference.prompt import split_burst
+from doppel.prompt import split_burst
 
 _AI_ISMS = re.compile(
     r"(as an ai\b|as a language model|i'?m (just |only )?an? (ai|language model|large language model)"
@@ -31,7 +31,7 @@ RUNAWAY_KEEP = 3
 class PostProcessor:
     def __init__(self, scrubber=None, max_parts: int = 8):
         if scrubber is None:
-            from training.pii import Scrubber
+            from doppel.pii import Scrubber
 
             scrubber = Scrubber()
         self.scrubber = scrubber

@@ -77,8 +77,8 @@ def publish_first_answer(clone, registry, model_dir: Path, out: Path, *, speaker
     """Train an adapter that answers FIRST (from ``speaker``, sent at ``at``, opening a DM) with ANSWER,
     on the exact prompt ``clone`` builds for it, and publish it as the default route ``mia@v1``.
     Blocking (torch): call it in a thread while a bot's event loop runs."""
-    from inference.prompt import Turn, build_messages
-    from inference.registry import Card
+    from doppel.prompt import Turn, build_messages
+    from doppel.registry import Card
 
     system, user = build_messages(clone.system, [Turn(speaker, FIRST, at)], group=False)
     # 30 steps are plenty for one exact answer on the tiny model (a few seconds).
@@ -95,7 +95,7 @@ def all_parts_sent(clone, replies: int, sent: int) -> bool:
 def check_two_exchanges(clone, first_history) -> list[str]:
     """The checks both platforms share, after FIRST and SECOND were answered; returns the parts the
     platform should have received, in order. ``first_history`` is the DM's history after FIRST."""
-    from inference.prompt import join_burst
+    from doppel.prompt import join_burst
 
     (prompt, adapter, text), (second_prompt, second_adapter, second_text) = clone.model.completions
     assert adapter == second_adapter == "mia@v1", f"not generated through the published adapter: {adapter}"

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from inference.adapters import AdapterSet
-from inference.registry import AdapterRef, version_dir
+from doppel.registry import AdapterRef, version_dir
 
 
 class StubEngine:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from inference import history
+from doppel import history
 from inference.chat_engine import ChatEngine, ChatOptions
 from inference.hf_engine import HFEngine
-from inference.history import HistoryOptions
+from doppel.history import HistoryOptions
 from inference.model_engine import Sampling
 from inference.postprocess import PostProcessor
-from inference.prompt import Turn
-from inference.registry import Card, Registry
+from doppel.prompt import Turn
+from doppel.registry import Card, Registry
 
 QUESTION = "how was work?"
 OLD = "awful, my boss yelled at the printer again"

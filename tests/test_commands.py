@@ -1,7 +1,7 @@
 """Owner commands: parsing, owner vs everyone else, and what each command changes in Redis.
 
 Commands run through ``BotCore.handle`` (as typed text) on the test Redis with an in-memory
-platform; routes go through the real ``inference.registry.Registry`` under the settings' data dir.
+platform; routes go through the real ``doppel.registry.Registry`` under the settings' data dir.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import time
 import pytest
 from bot_helpers import FAST_BOT, MemoryPlatform, eventually, incoming, running
 
-from bot.commands import REFUSAL, Job, parse_command
+from bot.commands import REFUSAL, parse_command
+from doppel.jobs import Job
 from bot.core import BotCore
 from bot.pacing import PacingOptions
 from doppel.relay import Reply
-from inference.history import load
-from inference.registry import Card, Registry
+from doppel.history import load
+from doppel.registry import Card, Registry
 
 OWNER = "1"
 GROUP = "telegram:-100"

@@ -23,7 +23,7 @@ from bot.platform import RateLimit
 from bot.triggers import TriggerOptions, Triggers
 from doppel.relay import Request
 from inference.engine import EchoEngine
-from inference.history import load
+from doppel.history import load
 
 # -- splitting -------------------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ def test_the_demo_trains_a_clone_that_beats_the_base_model(make_settings, redis_
 
     import redis as redis_lib
 
-    from inference.registry import Registry
+    from doppel.registry import Registry
     from training.persona_synth import load_planted
 
     settings = demo_settings(make_settings(), engine="hf")

@@ -21,7 +21,7 @@ from bot.commands_bot import run_bot
 from bot.discord_bot import DiscordBot
 from bot.platform import RateLimit
 from inference.engine import EchoEngine
-from inference.history import load
+from doppel.history import load
 
 TOKEN = "MTIzNDU2Nzg5.fake-discord.TOKEN-xyz"
 OWNER = 1
@@ -151,7 +151,7 @@ async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(
     """fake gateway -> bot -> Redis -> worker (transformers+peft, tiny model, published adapter) -> bot -> fake REST."""
     from lora_helpers import FIRST, SECOND, all_parts_sent, check_two_exchanges, publish_first_answer, tiny_clone
 
-    from inference.registry import Registry
+    from doppel.registry import Registry
 
     registry = Registry(tmp_path / "adapters", sync_redis, keys)
     clone = tiny_clone(aredis, keys, tiny_model, registry.root)

@@ -11,7 +11,7 @@ import pytest
 from train_helpers import CATCHPHRASE, trained_run
 
 from doppel.errors import InputError
-from inference.prompt import BURST_SEPARATOR
+from doppel.prompt import BURST_SEPARATOR
 from training.style import AI_ISMS, compare, profile, top_phrases, wasserstein
 
 pytest.importorskip("torch")

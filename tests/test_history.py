@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from inference.history import HistoryOptions, StoredTurn, forget, load, record, seq_key, window
-from inference.prompt import Turn
+from doppel.history import HistoryOptions, StoredTurn, forget, load, record, seq_key, window
+from doppel.prompt import Turn
 
 
 def stored(n: int, text: str = "x") -> list[StoredTurn]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from doppel.errors import InputError
-from inference.prompt import BURST_SEPARATOR
+from doppel.prompt import BURST_SEPARATOR
 from training.importers import detect_format, import_file
 from training.messages import Kind
 

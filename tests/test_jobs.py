@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from train_helpers import model_cache, trained_run
 
-from bot.commands import Job
+from doppel.jobs import Job
 from doppel.cli import cli
 from doppel.relay import Reply
 

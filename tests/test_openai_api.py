@@ -26,10 +26,10 @@ from openai import APIStatusError, AsyncOpenAI
 
 from bot.openai_api import OpenAIServer
 from doppel.relay import Request
-from inference import history
+from doppel import history
 from inference.engine import Generation
-from inference.prompt import Turn
-from inference.registry import Card, Registry
+from doppel.prompt import Turn
+from doppel.registry import Card, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 POST = ROOT / "tests" / "fixtures" / "exports" / "articles" / "2023-05-01-why-i-hike.md"

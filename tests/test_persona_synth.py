@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from inference.prompt import join_burst
+from doppel.prompt import join_burst
 from training import persona_synth
 from training.build import BuildOptions, build_from_paths
 from training.clean import clean
@@ -18,7 +18,7 @@ from training.importers import detect_format, import_path
 from training.messages import Kind
 from training.persona_synth import OWNER_ID, OWNER_NAME, demo_export_path, load_planted, planted_pii_path, write_export
 from training.persona_voices import CATCHPHRASES
-from training.pii import TYPES, Scrubber
+from doppel.pii import TYPES, Scrubber
 from training.sessions import split_sessions
 from training.style import profile, top_phrases
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.commands_build import pii_eval_cmd
-from training.pii import PLACEHOLDER, Scrubber, cn_id_ok, iban_ok, luhn_ok
+from doppel.pii import PLACEHOLDER, Scrubber, cn_id_ok, iban_ok, luhn_ok
 from training.pii_eval import TARGET_PRECISION, TARGET_RECALL, evaluate_scrubber, format_result
 from training.pii_evalset import generate, read
 from training.pii_fakes import card, cn_id, cn_mobile, email, iban
@@ -155,7 +155,7 @@ def test_a_broken_evaluation_file_is_named_with_its_line(tmp_path):
 
 
 def test_the_scrubber_imports_nothing_heavy():
-    code = "import sys, training.pii; sys.exit(any(m in sys.modules for m in ('torch', 'transformers', 'pydantic')))"
+    code = "import sys, doppel.pii; sys.exit(any(m in sys.modules for m in ('torch', 'transformers', 'pydantic')))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 

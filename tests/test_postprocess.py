@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inference.postprocess import PostProcessor, is_ai_ism
-from training.pii import Scrubber
+from doppel.pii import Scrubber
 
 
 def test_parts_follow_the_burst_separator_and_drop_empty_ones():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.prompt import BURST_SEPARATOR, Turn, build_messages, join_burst, persona_prompt, split_burst
+from doppel.prompt import BURST_SEPARATOR, Turn, build_messages, join_burst, persona_prompt, split_burst
 
 
 def test_persona_names_the_owner_and_has_no_time():

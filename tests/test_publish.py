@@ -11,7 +11,7 @@ import pytest
 from train_helpers import model_cache, trained_run
 
 from doppel.errors import InputError
-from inference.registry import AdapterRef, Registry
+from doppel.registry import AdapterRef, Registry
 
 torch = pytest.importorskip("torch")
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from doppel.errors import InputError
-from inference.registry import AdapterRef, Card, Registry
+from doppel.registry import AdapterRef, Card, Registry
 
 
 @pytest.fixture

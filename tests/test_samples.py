@@ -11,10 +11,10 @@ import pytest
 from data_helpers import Chat
 
 from doppel.errors import ConfigError
-from inference.prompt import BURST_SEPARATOR, Turn, build_messages
+from doppel.prompt import BURST_SEPARATOR, Turn, build_messages
 from training.clean import clean
 from training.messages import Kind
-from training.pii import Scrubber
+from doppel.pii import Scrubber
 from training.samples import (
     DUPLICATE_SAMPLE,
     NO_PROMPT,

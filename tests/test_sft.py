@@ -294,7 +294,7 @@ def test_ctrl_c_and_kill_resume_without_losing_steps(tmp_path, tiny_dir):
 @pytest.mark.slow
 def test_smollm2_learns_the_catchphrase_and_publishes(tmp_path, tmp_path_factory, sync_redis, keys):
     """The real small model, offline: a short LoRA run lowers held-out perplexity and passes publish."""
-    from inference.registry import Registry
+    from doppel.registry import Registry
     from training.evaluate import EvalOptions, evaluate_adapter
     from training.offline_models import ensure_model
     from training.publish import ServeSpec, publish

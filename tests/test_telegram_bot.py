@@ -22,7 +22,7 @@ from bot.commands_bot import run_bot
 from bot.platform import RateLimit
 from bot.telegram_bot import TelegramBot
 from inference.engine import EchoEngine
-from inference.history import load
+from doppel.history import load
 
 TOKEN = "123456:TEST-telegram-token-AbCdEf"
 OWNER = 1
@@ -235,7 +235,7 @@ async def test_a_dm_answered_by_the_tiny_model_through_its_adapter_with_history(
     """fake Bot API -> bot -> Redis -> worker (transformers+peft, tiny model, published adapter) -> bot -> fake."""
     from lora_helpers import FIRST, SECOND, all_parts_sent, check_two_exchanges, publish_first_answer, tiny_clone
 
-    from inference.registry import Registry
+    from doppel.registry import Registry
 
     registry = Registry(tmp_path / "adapters", sync_redis, keys)
     clone = tiny_clone(aredis, keys, tiny_model, registry.root)

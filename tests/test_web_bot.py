@@ -29,8 +29,8 @@ from bot.web_friends import Line, load_script, parse_script, plan
 from doppel.config import settings_from_dict
 from doppel.errors import ConfigError
 from inference.engine import EchoEngine
-from inference.history import load
-from inference.registry import Card, Registry
+from doppel.history import load
+from doppel.registry import Card, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # A 1x1 PNG: the likeness chart of a published version.

@@ -20,7 +20,7 @@ from playwright.async_api import async_playwright, expect
 from web_helpers import serving_web
 
 from inference.engine import EchoEngine
-from inference.registry import Card, Registry
+from doppel.registry import Card, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

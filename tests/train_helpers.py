@@ -1,7 +1,7 @@
 """Building blocks for the training tests: samples with a planted catchphrase, and a shared trained run.
 
 ``planted_samples`` writes ShareGPT records the way ``doppel data build`` does (through
-``inference.prompt.build_messages``), from the tiny model's own chat corpus, with the owner ending
+``doppel.prompt.build_messages``), from the tiny model's own chat corpus, with the owner ending
 most replies with a catchphrase the base model has never seen. A LoRA that learned the owner
 must lower the perplexity of held-out replies and say the catchphrase; the base model does not.
 
@@ -17,7 +17,7 @@ import os
 import random
 from pathlib import Path
 
-from inference.prompt import BURST_SEPARATOR, Turn, build_messages, persona_prompt
+from doppel.prompt import BURST_SEPARATOR, Turn, build_messages, persona_prompt
 from training.offline_models import corpus_pairs
 
 # Two common words the base model never puts together: a catchphrase only the owner has.

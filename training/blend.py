@@ -159,3 +159,17 @@ def sweep_grid(given: list[float], step: float = 0.25) -> list[list[float]]:
     if list(given) not in grid:
         grid.append(list(given))
     return grid
+
+
+def parents_from_specs(specs, settings, registry) -> list[Parent]:
+    """``a@v2:0.7``-style specs as parents: a registry reference, or an adapter directory."""
+    parents = []
+    for label, weight in parse_weighted(specs):
+        path = Path(label).expanduser()
+        if path.is_dir():
+            parents.append(Parent(str(path), path, weight))
+        else:
+            ref = registry.resolve_ref(label)
+            registry.card(ref)
+            parents.append(Parent(str(ref), registry.path(ref), weight))
+    return parents

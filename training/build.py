@@ -2,7 +2,7 @@
 
 The pipeline, in order: read (exports or the JSONL that ``doppel data import --out`` wrote, via
 ``training.importers``; or ``Message`` objects from a caller) -> mark the owner -> clean
-(``training.clean``) -> find private data once per message (``training.pii``) -> sessions and
+(``training.clean``) -> find private data once per message (``doppel.pii``) -> sessions and
 bursts, minus blocklisted turns (``training.sessions``) -> samples, scrubbed per sample and
 measured (``training.samples``) -> ``samples.jsonl`` + ``report.json`` + ``report.png``
 (``training.report``).
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from doppel.config import DataSettings
 from doppel.errors import InputError
-from inference.prompt import DEFAULT_PERSONA, persona_prompt
+from doppel.prompt import DEFAULT_PERSONA, persona_prompt
 from training.clean import Blocklist, CleanOptions, CleanStats, clean
 from training.messages import Message
-from training.pii import Finding, Scrubber, render
+from doppel.pii import Finding, Scrubber, render
 from training.report import format_summary, make_report, write_report
 from training.samples import SampleOptions, SampleStats, build_samples, length_counter
 from training.sessions import SessionStats, split_sessions

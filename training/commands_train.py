@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from doppel.errors import InputError
+from doppel.registry import open_registry
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -30,29 +31,6 @@ def _settings(obj):
 
         settings = settings_from_dict({}, source="defaults")
     return settings
-
-
-def serve_spec(settings):
-    """What the workers serve ([model] base and max_lora_rank) and the publishing bar ([train])."""
-    from training.publish import ServeSpec
-
-    return ServeSpec(settings.model.base, settings.model.max_lora_rank, settings.train.max_ppl_ratio)
-
-
-@contextlib.contextmanager
-def open_registry(settings) -> Iterator:
-    import redis as redis_lib
-
-    from doppel.redis_server import redis_url
-    from doppel.relay import Keys
-    from inference.registry import Registry
-
-    with redis_url(settings) as url:
-        client = redis_lib.Redis.from_url(url, decode_responses=True)
-        try:
-            yield Registry(settings.adapters_root(), client, Keys(settings.redis.prefix))
-        finally:
-            client.close()
 
 
 # -- train ----------------------------------------------------------------------------------------
@@ -136,7 +114,7 @@ def _resolve_target(target: str, settings) -> tuple[Path, str]:
         if (path / "run.json").is_file() or (path / "checkpoints").is_dir():
             return path, "run"
         raise InputError(f"{path} is neither an adapter nor a training run directory")
-    from inference.registry import NAME_PATTERN
+    from doppel.registry import NAME_PATTERN
 
     if NAME_PATTERN.match(target.partition("@v")[0]):
         with open_registry(settings) as registry:
@@ -226,7 +204,7 @@ def adapters_list(obj, as_json: bool) -> None:
 @click.pass_obj
 def adapters_publish(obj, adapter_dir, name, data, use, force) -> None:
     """Validate ADAPTER_DIR (an adapter or a run directory) and publish it as the next version of NAME."""
-    from training.publish import publish
+    from training.publish import publish, serve_spec
 
     settings = _settings(obj)
     if (adapter_dir / "adapter").is_dir() and not (adapter_dir / "adapter_config.json").is_file():
@@ -262,7 +240,7 @@ def adapters_rollback(obj) -> None:
 @click.pass_obj
 def adapters_remove(obj, adapter: str) -> None:
     """Delete a published version (name@vN); refused while a route uses it."""
-    from inference.registry import AdapterRef
+    from doppel.registry import AdapterRef
 
     with open_registry(_settings(obj)) as registry:
         ref = AdapterRef.parse(adapter) if "@v" in adapter else None
@@ -271,21 +249,6 @@ def adapters_remove(obj, adapter: str) -> None:
         registry.card(ref)
         registry.remove(ref)
     click.echo(f"removed {ref}")
-
-
-def parents_from_specs(specs, settings, registry):
-    from training.blend import Parent, parse_weighted
-
-    parents = []
-    for label, weight in parse_weighted(specs):
-        path = Path(label).expanduser()
-        if path.is_dir():
-            parents.append(Parent(str(path), path, weight))
-        else:
-            ref = registry.resolve_ref(label)
-            registry.card(ref)
-            parents.append(Parent(str(ref), registry.path(ref), weight))
-    return parents
 
 
 @adapters.command("blend")
@@ -310,11 +273,11 @@ def parents_from_specs(specs, settings, registry):
 def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, samples, no_generate, out_dir,
                    no_publish, use, force) -> None:
     """Blend published adapters (or adapter dirs) by weight, e.g. chat:0.7 articles:0.2 --name me-v3."""
-    from inference.registry import validate_name
-    from training.blend import Blender, sweep_grid
+    from doppel.registry import validate_name
+    from training.blend import Blender, parents_from_specs, sweep_grid
     from training.evaluate import EvalOptions, Evaluator, load_heldout, write_report
     from training.evaluate import render as render_report
-    from training.publish import publish
+    from training.publish import publish, serve_spec
 
     settings = _settings(obj)
     validate_name(name)

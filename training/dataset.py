@@ -7,7 +7,7 @@
   replies are never trained on; a reply's earlier turns are in the same session, so nothing of a
   held-out conversation leaks into training through context either.
 * ``encode`` renders a record with the tokenizer's chat template -- the same messages and system
-  persona that ``inference.prompt.build_messages`` gives the worker -- and labels only the
+  persona that ``doppel.prompt.build_messages`` gives the worker -- and labels only the
   tokens of the owner's (assistant) replies; everything else is -100.
 * ``packed_collator`` concatenates a batch into one row without padding (position ids restart
   per sample, and transformers masks attention per sample from them); ``padded_collator`` is

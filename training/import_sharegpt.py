@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inference.prompt import split_burst
+from doppel.prompt import split_burst
 from training.import_base import Source, clean_text, text_kind
 from training.json_stream import JsonStream
 from training.messages import Message

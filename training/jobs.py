@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 def run_blend(settings, registry, args: dict) -> str:
     """Blend the job's sources and publish the result; returns the line the owner sees."""
-    from inference.registry import validate_name
+    from doppel.registry import validate_name
     from training.blend import Blender
-    from training.commands_train import parents_from_specs, serve_spec
+    from training.blend import parents_from_specs
+    from training.publish import serve_spec
     from training.publish import publish
 
     name = validate_name(str(args.get("name", "")))
@@ -49,7 +50,7 @@ RUNNERS = {"blend": run_blend}
 
 def run_jobs(settings, redis, *, burst: bool = False, block_ms: int = 2000, consumer: str = "jobs") -> int:
     """Serve jobs until interrupted (or, with ``burst``, until none is queued); returns jobs done."""
-    from bot.commands import Job
+    from doppel.jobs import Job
 
     keys = Keys(settings.redis.prefix)
     try:
@@ -84,7 +85,7 @@ def run_jobs(settings, redis, *, burst: bool = False, block_ms: int = 2000, cons
 
 
 def _run(settings, job) -> Reply:
-    from training.commands_train import open_registry
+    from doppel.registry import open_registry
 
     started = time.monotonic()
     runner = RUNNERS.get(job.kind)

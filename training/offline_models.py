@@ -433,3 +433,18 @@ def _build_smollm2(out: Path, gguf: Path, progress: bool) -> None:
     tokenizer.save_pretrained(out)
     bar.update()
     bar.close()
+
+
+def resolve_base_model(base: str, source: str = "doppel.toml") -> Path:
+    """``tiny``/``smollm2`` (built offline on first use) or a model directory.
+
+    The worker takes it as its model resolver from the entry points (``inference.serve.build_worker``).
+    """
+    from doppel.errors import ConfigError
+
+    if base in MODEL_NAMES:
+        return ensure_model(base, default_cache_dir())
+    path = Path(base).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{source}: model.base = {base!r}: not {' or '.join(MODEL_NAMES)} and not a model directory")
+    return path

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from training.pii import TYPES, Scrubber
+from doppel.pii import TYPES, Scrubber
 
 TARGET_RECALL = 0.98
 TARGET_PRECISION = 0.95

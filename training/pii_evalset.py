@@ -28,7 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from doppel.errors import InputError
-from training.pii import TYPES, cn_id_ok, luhn_ok
+from doppel.pii import TYPES, cn_id_ok, luhn_ok
 from training.pii_fakes import (
     api_token,
     card,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doppel.errors import InputError
-from inference.registry import AdapterRef, Card, Registry, validate_name
+from doppel.registry import AdapterRef, Card, Registry, validate_name
 from training.modeling import adapter_config, resolve_base, same_base
 
 WEIGHTS = "adapter_model.safetensors"
@@ -186,3 +186,8 @@ def publish(registry: Registry, adapter_dir: Path, name: str, serve: ServeSpec, 
     if use:
         registry.use(str(ref))
     return ref
+
+
+def serve_spec(settings) -> ServeSpec:
+    """What the workers serve ([model] base and max_lora_rank) and the publishing bar ([train])."""
+    return ServeSpec(settings.model.base, settings.model.max_lora_rank, settings.train.max_ppl_ratio)

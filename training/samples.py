@@ -3,7 +3,7 @@
 Each owner reply -- a burst, or several bursts with nobody speaking in between -- that follows
 something someone else said becomes a sample: up to ``context_turns`` earlier turns of its
 session, then the reply. The chat messages come from
-``inference.prompt.build_messages`` -- the function the worker uses for its prompts -- so the
+``doppel.prompt.build_messages`` -- the function the worker uses for its prompts -- so the
 model is trained on exactly the shape it is served: persona as system message, other people's
 messages as user turns (``Name: text`` in groups, one line per message, as the worker's history
 holds them), the owner's burst as one assistant turn joined by ``BURST_SEPARATOR``, and the date
@@ -27,7 +27,7 @@ inside a turn. Tokens are counted by the configured tokenizer (and its chat temp
 estimated from characters (``CharEstimate``).
 
 Private data: every text is scrubbed (typed placeholders, numbered consistently within the
-sample, see ``training.pii``) before it is measured or written.
+sample, see ``doppel.pii``) before it is measured or written.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Protocol
 
 from doppel.errors import ConfigError
-from inference.prompt import Turn, build_messages, join_burst
+from doppel.prompt import Turn, build_messages, join_burst
 from training.messages import Message
-from training.pii import Finding, render
+from doppel.pii import Finding, render
 from training.sessions import Burst, Session
 
 # The owner's turn has nothing from anyone else before it (within context_turns, in its session).
@@ -132,7 +132,7 @@ def length_counter(path: str | Path | None) -> LengthCounter:
 
 @dataclass(frozen=True)
 class SampleOptions:
-    system: str                 # the persona, rendered (inference.prompt.persona_prompt)
+    system: str                 # the persona, rendered (doppel.prompt.persona_prompt)
     context_turns: int = 10
     max_length: int = 2048
 

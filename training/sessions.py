@@ -5,7 +5,7 @@ A *session* is a stretch of one chat without a silence longer than ``session_gap
 never crosses a session boundary (yesterday's last message is not what today's reply answers).
 A *burst* is one sender's consecutive messages, each at most ``merge_gap_s`` after the previous
 one: the unit the clone learns to produce, its messages later joined by
-``inference.prompt.BURST_SEPARATOR`` (DESIGN.md, Inference).
+``doppel.prompt.BURST_SEPARATOR`` (DESIGN.md, Inference).
 
 Exports are not trusted to be in order: each chat is sorted by timestamp (stably, so messages
 with equal times keep their export order).

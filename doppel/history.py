@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from doppel.relay import Keys
-from inference.prompt import Turn
+from doppel.prompt import Turn
 
 # KEYS[1] history list, KEYS[2] its sequence counter; ARGV: json-without-seq, max_len, ttl_s.
 _RECORD = """

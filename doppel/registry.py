@@ -14,10 +14,12 @@ Routes name an adapter as ``name`` (its latest version at the time of routing is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,3 +212,19 @@ class Registry:
     def _event(self, kind: str, **fields: str) -> None:
         self.redis.xadd(self.keys.registry_events, {"kind": kind, "at": repr(time.time()), **fields},
                         maxlen=_EVENTS_MAXLEN, approximate=True)
+
+
+@contextlib.contextmanager
+def open_registry(settings) -> Iterator[Registry]:
+    """The registry of these settings (adapters root, Redis, key prefix), closed after use."""
+    import redis as redis_lib
+
+    from doppel.redis_server import redis_url
+    from doppel.relay import Keys
+
+    with redis_url(settings) as url:
+        client = redis_lib.Redis.from_url(url, decode_responses=True)
+        try:
+            yield Registry(settings.adapters_root(), client, Keys(settings.redis.prefix))
+        finally:
+            client.close()
