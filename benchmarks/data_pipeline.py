@@ -8,7 +8,7 @@ What it does:
    forwards, text as a plain string or as an entity list, and private values (phones, e-mails,
    IDs, cards, addresses...) in about 2% of messages. Seeded: the same file every run.
 2. in a fresh Python process (so the peak memory is the pipeline's, not the generator's) runs
-   ``training.importers.import_path`` on it, then ``training.build.build_dataset`` (clean, scrub,
+   ``training.importers.detect.import_path`` on it, then ``training.dataset.build.build_dataset`` (clean, scrub,
    sessions, samples with the character estimate, report and chart), timing each stage.
 3. prints seconds per stage, total seconds, messages/s and the peak resident memory
    (``ru_maxrss`` of the measuring process), against the targets from the issue: under 10 s and
@@ -57,7 +57,7 @@ NAMES = ("Ann Lee", "Bob Smith", "陈晓明", "王芳", "Chris Wu", "李娜", "D
 
 
 def _pii_line(rng: random.Random) -> str:
-    from training.pii_fakes import card, cn_address, cn_id, cn_mobile, email, intl_phone
+    from training.pii_eval.fakes import card, cn_address, cn_id, cn_mobile, email, intl_phone
 
     return rng.choice((
         f"我手机号{cn_mobile(rng)}，到了打给我", f"call me at {intl_phone(rng)}", f"发我邮箱 {email(rng)}",
@@ -155,8 +155,8 @@ def generate_export(path: Path, messages: int, seed: int = SEED) -> None:
 
 def measure(export: Path, out_dir: Path) -> dict:
     """Time the pipeline on ``export`` in this process; returns the figures."""
-    from training.build import BuildOptions, build_dataset
-    from training.importers import import_path
+    from training.dataset.build import BuildOptions, build_dataset
+    from training.importers.detect import import_path
 
     started = time.perf_counter()
     imported = import_path(export, owner=[f"user{OWNER_ID}"])

@@ -53,15 +53,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from doppel import history  # noqa: E402
+from doppel.history import HistoryOptions  # noqa: E402
 from doppel.machine import cpu_model  # noqa: E402
+from doppel.prompt import Turn  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
-from doppel import history  # noqa: E402
 from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
 from inference.hf_engine import HFEngine  # noqa: E402
-from doppel.history import HistoryOptions  # noqa: E402
 from inference.model_engine import Sampling  # noqa: E402
-from doppel.prompt import Turn  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
 from training.offline_models import corpus_pairs, default_cache_dir, ensure_model  # noqa: E402
 

@@ -61,9 +61,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from doppel.machine import cpu_model  # noqa: E402
+from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
 from inference.hf_engine import HFEngine  # noqa: E402
 from inference.model_engine import LoadedAdapter, Sampling  # noqa: E402
-from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
 from inference.vllm_engine import VLLMEngine, VLLMOptions  # noqa: E402
 
 VARIANTS = ("base", "lora", "mix")

@@ -4,17 +4,17 @@ What it does:
 
 1. builds chat samples shaped like ``doppel data build``'s (one per owner reply, with up to 10
    earlier turns of its session as context: uneven lengths) from the tiny model's corpus, and
-   encodes them with ``training.dataset.encode`` (loss on the owner's reply only), once;
-2. loads the base model with a LoRA twice, exactly as ``training.trainer`` does, once per mode,
+   encodes them with ``training.sft.dataset.encode`` (loss on the owner's reply only), once;
+2. loads the base model with a LoRA twice, exactly as ``training.sft.trainer`` does, once per mode,
    and times ``--steps`` training steps (forward, backward, AdamW step) of each after ``--warmup``
    unmeasured ones, on the same batches. The two modes take turns step by step (alternating
    which goes first), so a machine whose load changes during the run -- a shared CI box -- slows
    both alike:
 
-   * **padded**: ``training.dataset.padded_collator``, each batch padded to its longest sample,
+   * **padded**: ``training.sft.dataset.padded_collator``, each batch padded to its longest sample,
      transformers' SDPA attention with the padding mask;
-   * **packed**: ``training.dataset.packed_collator``, the batch in one row without padding, with
-     ``training.attention``'s per-sample attention;
+   * **packed**: ``training.sft.dataset.packed_collator``, the batch in one row without padding, with
+     ``training.sft.attention``'s per-sample attention;
 
 3. measures each mode's peak memory in a fresh process of its own (resident set on a CPU,
    ``max_memory_allocated`` on a GPU);
@@ -87,16 +87,16 @@ def make_records(count: int, seed: int, context_turns: int = 10) -> list[dict]:
 
 
 class Runner:
-    """One mode's model (base + LoRA, as ``training.trainer`` builds it), collator and optimizer."""
+    """One mode's model (base + LoRA, as ``training.sft.trainer`` builds it), collator and optimizer."""
 
     def __init__(self, mode: str, preset: str):
         import torch
         from peft import get_peft_model
         from transformers import set_seed
 
-        from training.dataset import packed_collator, padded_collator
-        from training.modeling import load_model, load_tokenizer, lora_config, pick_device, resolve_base
-        from training.presets import load_preset
+        from training.sft.dataset import packed_collator, padded_collator
+        from training.sft.modeling import load_model, load_tokenizer, lora_config, pick_device, resolve_base
+        from training.sft.presets import load_preset
 
         self.mode = mode
         config = load_preset(preset, overrides={"packing": mode == "packed"})
@@ -198,9 +198,9 @@ def main() -> int:
         print("RESULT " + json.dumps(peak_memory(args.measure, args.preset, rows, args.batch_size, args.warmup + 3)))
         return 0
 
-    from training.dataset import EncodeStats, encode_all
-    from training.modeling import load_tokenizer, resolve_base
-    from training.presets import load_preset
+    from training.sft.dataset import EncodeStats, encode_all
+    from training.sft.modeling import load_tokenizer, resolve_base
+    from training.sft.presets import load_preset
 
     config = load_preset(args.preset)
     tokenizer = load_tokenizer(resolve_base(config.base_model))

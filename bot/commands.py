@@ -21,13 +21,9 @@ global one, except ``paused``: paused anywhere it applies to means paused.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.platform import CommandSpec, Incoming

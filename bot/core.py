@@ -39,14 +39,14 @@ import random
 import time
 
 from bot.commands import COMMANDS, Commands, parse_command
-from doppel.jobs import is_job_id
 from bot.pacing import ChannelSender, Outgoing, PacingOptions, RateWindow, split_message
 from bot.platform import Incoming, Platform
 from bot.relay_client import RelayClient
 from bot.triggers import TriggerOptions, Triggers, owner_name
-from doppel.relay import Reply, Request
 from doppel.history import HistoryOptions, record
+from doppel.jobs import is_job_id
 from doppel.prompt import Turn
+from doppel.relay import Reply, Request
 
 log = logging.getLogger(__name__)
 

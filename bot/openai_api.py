@@ -42,11 +42,11 @@ from aiohttp import web
 from bot.openai_schema import ApiError, Ask, Completion, parse_request
 from bot.relay_client import RelayClient
 from bot.triggers import owner_name
-from doppel.errors import ConfigError
-from doppel.relay import Reply, Request
 from doppel import history
+from doppel.errors import ConfigError
 from doppel.history import HistoryOptions
 from doppel.prompt import Turn
+from doppel.relay import Reply, Request
 
 log = logging.getLogger(__name__)
 

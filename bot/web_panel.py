@@ -4,7 +4,7 @@ Reads what ``/clone status`` reads: the channel's route, else the default route 
 ``doppel.relay.Keys``), and the card ``card.json`` of that version in the registry
 (``doppel.registry``: files and Redis only, no model libraries). ``eval.png``, the likeness
 chart ``doppel eval`` draws, is kept in the published version's directory
-(``training/publish.py``), so the page shows it from there. ``watch`` follows the registry's
+(``training/adapters/publish.py``), so the page shows it from there. ``watch`` follows the registry's
 event stream, so the page refreshes the moment an adapter is published, routed or rolled back.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from doppel.errors import InputError
-from doppel.relay import Keys
 from doppel.registry import AdapterRef, Registry, version_dir
+from doppel.relay import Keys
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _number(value) -> str:
 
 
 def scores(evaluation: dict) -> list[dict[str, str]]:
-    """The card's eval scores as labelled rows, the headline ones first (``training.evaluate.summary``)."""
+    """The card's eval scores as labelled rows, the headline ones first (``training.likeness.evaluate.summary``)."""
     if not evaluation:
         return []
     rows: list[dict[str, str]] = []

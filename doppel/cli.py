@@ -231,8 +231,8 @@ def _print_status(report) -> None:
 def _add_area_commands() -> None:
     """Groups whose commands live with the code they drive (one module per area)."""
     from bot.commands_bot import bot
-    from training.commands_data import data
-    from training.commands_train import adapters, eval_cmd, train
+    from training.cli.data import data
+    from training.cli.train import adapters, eval_cmd, train
 
     cli.add_command(data)
     cli.add_command(train)

@@ -122,7 +122,7 @@ class PlatformSettings(_Section):
 
 
 class DataSettings(_Section):
-    """``doppel data build``: how chat messages become training samples (training/build.py)."""
+    """``doppel data build``: how chat messages become training samples (training/dataset/build.py)."""
 
     # Ids or display names that are the owner, on top of what the importers marked.
     owner: list[str] = Field(default_factory=list)
@@ -198,7 +198,7 @@ class OpenAISettings(_Section):
 class TrainSettings(_Section):
     """``doppel train``, ``eval`` and ``adapters`` (training/): presets and the publishing bar."""
 
-    # Preset of `doppel train run`: a name (training/presets/*.toml, or presets_dir) or a .toml path.
+    # Preset of `doppel train run`: a name (training/sft/presets/*.toml, or presets_dir) or a .toml path.
     preset: str = "qwen2.5-7b"
     # A directory of your own preset files; they may extend shipped ones ("extends").
     presets_dir: str = ""

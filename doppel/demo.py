@@ -68,7 +68,7 @@ def demo_dir(settings) -> Path:
 
 def demo_settings(settings, *, engine: str = "hf", port: int | None = None):
     """``settings`` pointed at the demo: its own data dir and embedded Redis, SmolLM2, the persona."""
-    from training.persona_synth import OWNER_NAME
+    from training.sample_persona.synth import OWNER_NAME
 
     section = {
         "data_dir": demo_dir(settings),
@@ -150,8 +150,8 @@ class Pipeline:
 
     def run(self, registry_factory) -> DemoResult:
         """All steps; ``registry_factory()`` opens the demo's registry (needs its Redis) for publish."""
-        from training import persona_synth
         from training.offline_models import ensure_model
+        from training.sample_persona import synth as persona_synth
 
         export = self.work / "persona" / "result.json"
         source = persona_synth.demo_export_path()
@@ -169,15 +169,16 @@ class Pipeline:
 
     # -- the steps ---------------------------------------------------------------------------------
     def _import(self, export: Path, source: Path) -> None:
-        from training import persona_synth
-        from training.trainer import file_sha256
+        from training.sample_persona import synth as persona_synth
+        from training.sft.trainer import file_sha256
 
         messages = self.work / "import" / "messages.jsonl"
         reduced = self.options.messages
         inputs = {"export": file_sha256(source), "messages": reduced, "owner": persona_synth.OWNER_ID}
 
         def run() -> None:
-            from training.importers import import_path, write_messages
+            from training.importers.detect import import_path
+            from training.importers.normalized import write_messages
 
             export.parent.mkdir(parents=True, exist_ok=True)
             if reduced:
@@ -193,8 +194,8 @@ class Pipeline:
         self.step(2, "import", inputs, run, messages.is_file)
 
     def _build(self) -> None:
-        from training import persona_synth
-        from training.build import BuildOptions, build_from_paths
+        from training.dataset.build import BuildOptions, build_from_paths
+        from training.sample_persona import synth as persona_synth
 
         options = BuildOptions.from_settings(
             self.settings.data, owner=(persona_synth.OWNER_ID,), owner_name=persona_synth.OWNER_NAME,
@@ -210,13 +211,13 @@ class Pipeline:
         self.step(3, "build", {"options": options.__dict__}, run, self.result.samples.is_file)
 
     def _train_config(self):
-        from training.presets import load_preset
+        from training.sft.presets import load_preset
 
         overrides = {"max_steps": self.options.max_steps} if self.options.max_steps else {}
         return load_preset(self.options.preset, self.settings.train.presets_dir, overrides)
 
     def _train(self) -> None:
-        from training.trainer import TrainingInterrupted, train
+        from training.sft.trainer import TrainingInterrupted, train
 
         config = self._train_config()
         run_dir = self.work / "run"
@@ -234,7 +235,7 @@ class Pipeline:
         self.step(4, "train", inputs, run, (adapter / "adapter_config.json").is_file)
 
     def _eval(self) -> None:
-        from training.evaluate import EvalOptions, evaluate_adapter
+        from training.likeness.evaluate import EvalOptions, evaluate_adapter
 
         options = EvalOptions(samples=self.options.eval_samples, max_ppl_ratio=self.settings.train.max_ppl_ratio)
         eval_json = self.result.adapter_dir / "eval.json"
@@ -245,12 +246,12 @@ class Pipeline:
         self.step(5, "eval", {"options": options.__dict__}, run, eval_json.is_file)
         self.result.report = json.loads(eval_json.read_text(encoding="utf-8"))
         if "eval" in self.result.cached:
-            from training.evaluate import render
+            from training.likeness.evaluate import render
 
             render(self.result.report, self.console)
 
     def _publish(self, registry_factory) -> None:
-        from training.publish import ServeSpec, publish
+        from training.adapters.publish import ServeSpec, publish
 
         settings = self.settings
         spec = ServeSpec(DEMO_BASE, settings.model.max_lora_rank, settings.train.max_ppl_ratio)
@@ -281,7 +282,7 @@ def run_demo(settings, options: DemoOptions, *, engine: str = "hf", chat: str = 
 
     from doppel.redis_server import redis_url
     from doppel.registry import open_registry
-    from training.persona_synth import OWNER_NAME
+    from training.sample_persona.synth import OWNER_NAME
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     settings = demo_settings(settings, engine=engine, port=port)

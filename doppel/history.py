@@ -18,8 +18,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from doppel.relay import Keys
 from doppel.prompt import Turn
+from doppel.relay import Keys
 
 # KEYS[1] history list, KEYS[2] its sequence counter; ARGV: json-without-seq, max_len, ttl_s.
 _RECORD = """

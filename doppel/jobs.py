@@ -1,7 +1,7 @@
 """The job message: a task the owner queues from a chat (``/clone blend``) for the job runner.
 
 The bot writes a ``Job`` to the ``Keys.jobs`` stream (``bot/commands.py``); the runner in
-``training/jobs.py`` reads it and answers on the bot's reply stream with the job id as the
+``training/adapters/jobs.py`` reads it and answers on the bot's reply stream with the job id as the
 request id. Both ends use this one definition, like the relay messages in ``doppel/relay.py``.
 """
 
@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from doppel.relay import SCHEMA_VERSION, BadMessage
+
 
 @dataclass(frozen=True)
 class Job:

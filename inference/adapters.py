@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 from doppel.errors import DoppelError
-from inference.model_engine import LoadedAdapter, ModelEngine
 from doppel.registry import AdapterRef, version_dir
+from inference.model_engine import LoadedAdapter, ModelEngine
 
 log = logging.getLogger(__name__)
 

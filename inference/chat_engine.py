@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from doppel.errors import ConfigError, DoppelError
-from doppel.relay import Keys, Request
 from doppel import history
-from inference.adapters import AdapterSet
-from inference.engine import Generation
+from doppel.errors import ConfigError, DoppelError
 from doppel.history import HistoryOptions, StoredTurn
-from inference.model_engine import ModelEngine, Sampling
-from inference.postprocess import PostProcessor
 from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, persona_prompt
 from doppel.registry import AdapterRef
+from doppel.relay import Keys, Request
+from inference.adapters import AdapterSet
+from inference.engine import Generation
+from inference.model_engine import ModelEngine, Sampling
+from inference.postprocess import PostProcessor
 
 # Room the reply needs in the context; a window that leaves less is shrunk.
 _MIN_REPLY_TOKENS = 32

@@ -11,9 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-from doppel.errors import ConfigError
-from doppel.relay import Request
 from doppel.prompt import split_burst
+from doppel.relay import Request
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import signal
 
+from doppel.errors import ConfigError
 from doppel.redis_server import redis_url
 from doppel.relay import Keys
-from doppel.errors import ConfigError
 from inference.engine import EchoEngine, Engine
 from inference.worker import Worker, WorkerOptions
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from training.messages import Kind, Message
+from training.importers.messages import Kind, Message
 
 SHANGHAI = timezone(timedelta(hours=8))
 START = datetime(2024, 5, 1, 20, 0, tzinfo=SHANGHAI)

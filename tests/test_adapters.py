@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from inference.adapters import AdapterSet
 from doppel.registry import AdapterRef, version_dir
+from inference.adapters import AdapterSet
 
 
 class StubEngine:

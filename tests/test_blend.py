@@ -11,7 +11,7 @@ import pytest
 from train_helpers import trained_run
 
 from doppel.errors import InputError
-from training.blend import Blender, Parent, blend_rank, parse_weighted, sweep_grid
+from training.adapters.blend import Blender, Parent, blend_rank, parse_weighted, sweep_grid
 
 torch = pytest.importorskip("torch")
 PROMPTS = [("how was work?", "long. the printer broke twice"), ("did you eat yet?", "not yet, i'm starving"),
@@ -62,7 +62,7 @@ def test_blend_weights_interpolate_between_the_parents(parents, combination):
 def test_the_blend_is_an_adapter_with_its_lineage(parents, tmp_path):
     from peft import PeftModel
 
-    from training.modeling import load_model, pick_device
+    from training.sft.modeling import load_model, pick_device
 
     blender = Blender(parents, "cat", max_rank=64)
     blender.add([0.7, 0.2])
@@ -107,7 +107,7 @@ def test_weighted_specs_are_parsed_strictly():
 
 
 def test_sweep_ranks_weightings_on_heldout_data(parents):
-    from training.evaluate import EvalOptions, Evaluator, load_heldout
+    from training.likeness.evaluate import EvalOptions, Evaluator, load_heldout
 
     blender = Blender(parents, "linear", max_rank=64)
     meta = blender.meta[0]

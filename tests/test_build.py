@@ -11,9 +11,9 @@ from data_helpers import Chat
 
 from doppel.config import settings_from_dict
 from doppel.errors import ConfigError, DoppelError, InputError
-from training.build import BuildOptions, build_dataset, build_from_paths
-from training.commands_build import build_cmd
-from training.messages import Kind
+from training.cli.build import build_cmd
+from training.dataset.build import BuildOptions, build_dataset, build_from_paths
+from training.importers.messages import Kind
 
 PHONE, EMAIL = "13812345678", "mia.chen@example.com"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from doppel import history
-from inference.chat_engine import ChatEngine, ChatOptions
-from inference.hf_engine import HFEngine
 from doppel.history import HistoryOptions
-from inference.model_engine import Sampling
-from inference.postprocess import PostProcessor
 from doppel.prompt import Turn
 from doppel.registry import Card, Registry
+from inference.chat_engine import ChatEngine, ChatOptions
+from inference.hf_engine import HFEngine
+from inference.model_engine import Sampling
+from inference.postprocess import PostProcessor
 
 QUESTION = "how was work?"
 OLD = "awful, my boss yelled at the printer again"

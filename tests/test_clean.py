@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from data_helpers import Chat
 
-from training.clean import (
+from training.dataset.clean import (
     DUPLICATE,
     EMPTY,
     EXCLUDED_CHAT,
@@ -23,7 +23,7 @@ from training.clean import (
     clean,
     normalize_text,
 )
-from training.messages import Kind
+from training.importers.messages import Kind
 
 
 def _texts(messages):

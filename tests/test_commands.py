@@ -13,12 +13,12 @@ import pytest
 from bot_helpers import FAST_BOT, MemoryPlatform, eventually, incoming, running
 
 from bot.commands import REFUSAL, parse_command
-from doppel.jobs import Job
 from bot.core import BotCore
 from bot.pacing import PacingOptions
-from doppel.relay import Reply
 from doppel.history import load
+from doppel.jobs import Job
 from doppel.registry import Card, Registry
+from doppel.relay import Reply
 
 OWNER = "1"
 GROUP = "telegram:-100"

@@ -21,9 +21,9 @@ from bot.core import BotCore
 from bot.pacing import PacingOptions, RateWindow, split_message
 from bot.platform import RateLimit
 from bot.triggers import TriggerOptions, Triggers
+from doppel.history import load
 from doppel.relay import Request
 from inference.engine import EchoEngine
-from doppel.history import load
 
 # -- splitting -------------------------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ def test_the_demo_trains_a_clone_that_beats_the_base_model(make_settings, redis_
     import redis as redis_lib
 
     from doppel.registry import Registry
-    from training.persona_synth import load_planted
+    from training.sample_persona.synth import load_planted
 
     settings = demo_settings(make_settings(), engine="hf")
 

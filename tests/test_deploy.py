@@ -393,7 +393,7 @@ def test_the_worker_entry_points_import():
     assert result.returncode == 0, result.stderr[-3000:]
     pytest.importorskip("torch")
     engines = subprocess.run([sys.executable, "-c", "import inference.chat_engine, inference.hf_engine, "
-                              "inference.vllm_engine, training.commands_train"],
+                              "inference.vllm_engine, training.cli.train"],
                              capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert engines.returncode == 0, engines.stderr[-3000:]
 

@@ -20,8 +20,8 @@ from fakes.discord_api import FakeDiscord
 from bot.commands_bot import run_bot
 from bot.discord_bot import DiscordBot
 from bot.platform import RateLimit
-from inference.engine import EchoEngine
 from doppel.history import load
+from inference.engine import EchoEngine
 
 TOKEN = "MTIzNDU2Nzg5.fake-discord.TOKEN-xyz"
 OWNER = 1

@@ -12,7 +12,7 @@ from train_helpers import CATCHPHRASE, trained_run
 
 from doppel.errors import InputError
 from doppel.prompt import BURST_SEPARATOR
-from training.style import AI_ISMS, compare, profile, top_phrases, wasserstein
+from training.likeness.style import AI_ISMS, compare, profile, top_phrases, wasserstein
 
 pytest.importorskip("torch")
 
@@ -24,7 +24,7 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(run):
-    from training.evaluate import EvalOptions, evaluate_adapter
+    from training.likeness.evaluate import EvalOptions, evaluate_adapter
 
     return evaluate_adapter(run / "adapter", options=EvalOptions(samples=12))
 
@@ -52,7 +52,7 @@ def test_the_adapter_learned_the_planted_catchphrase(report, run):
 def test_the_report_renders_as_a_table(report):
     from rich.console import Console
 
-    from training.evaluate import render
+    from training.likeness.evaluate import render
 
     console = Console(record=True, width=120)
     render(report, console)
@@ -61,7 +61,7 @@ def test_the_report_renders_as_a_table(report):
 
 
 def test_checkpoints_are_scored_and_the_best_step_picked(run):
-    from training.evaluate import EvalOptions, evaluate_run
+    from training.likeness.evaluate import EvalOptions, evaluate_run
 
     result = evaluate_run(run, options=EvalOptions(samples=6, generate=False))
     steps = [c["step"] for c in result["checkpoints"]]
@@ -78,7 +78,7 @@ def test_checkpoints_are_scored_and_the_best_step_picked(run):
 def test_no_heldout_data_is_a_clear_error(tmp_path, run):
     from train_helpers import planted_samples, write_jsonl
 
-    from training.evaluate import evaluate_adapter
+    from training.likeness.evaluate import evaluate_adapter
 
     one_session = write_jsonl(tmp_path / "one.jsonl", planted_samples(1))
     with pytest.raises(InputError, match="no held-out sessions"):
@@ -137,7 +137,7 @@ def test_distances_are_zero_for_the_same_style_and_grow_with_difference():
 def test_charts_are_drawn_with_or_without_matplotlib(tmp_path, monkeypatch, matplotlib):
     import sys
 
-    from training.charts import bar_chart, line_chart
+    from training.sft.charts import bar_chart, line_chart
 
     if not matplotlib:
         monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails: the Pillow fallback draws
@@ -151,9 +151,9 @@ def test_charts_are_drawn_with_or_without_matplotlib(tmp_path, monkeypatch, matp
 
 
 def test_progress_counts_every_reply_scored_and_prompt_answered(run):
-    from training.evaluate import EvalOptions, Evaluator, load_heldout
-    from training.modeling import load_adapter_model, pick_device
-    from training.trainer import train_meta
+    from training.likeness.evaluate import EvalOptions, Evaluator, load_heldout
+    from training.sft.modeling import load_adapter_model, pick_device
+    from training.sft.trainer import train_meta
 
     adapter = run / "adapter"
     meta = train_meta(adapter)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doppel.errors import InputError
-from training.import_articles import (
+from training.importers.articles import (
     Chunk,
     articles_to_qa,
     chat_completions_url,
@@ -22,8 +22,8 @@ from training.import_articles import (
     read_chunks,
     split_text,
 )
-from training.importers import detect_format, import_file
-from training.json_repair import extract_pairs, repair_json
+from training.importers.detect import detect_format, import_file
+from training.importers.json_repair import extract_pairs, repair_json
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "articles"
 POST = EXPORTS / "2023-05-01-why-i-hike.md"
@@ -241,7 +241,7 @@ def test_endpoint_urls(given, expected):
 
 
 def test_command_writes_sharegpt_that_imports_back(endpoint, tmp_path):
-    from training.commands_data import data
+    from training.cli.data import data
 
     out = tmp_path / "qa.jsonl"
     result = CliRunner().invoke(data, ["articles-to-qa", str(POST), "--endpoint",
@@ -255,7 +255,7 @@ def test_command_writes_sharegpt_that_imports_back(endpoint, tmp_path):
 
 
 def test_command_with_nothing_usable_fails(endpoint, tmp_path):
-    from training.commands_data import data
+    from training.cli.data import data
 
     post = tmp_path / "post.md"
     post.write_text("BROKEN marker in a short post.")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from doppel.errors import InputError
-from training.importers import detect_format, import_file
-from training.messages import Kind
+from training.importers.detect import detect_format, import_file
+from training.importers.messages import Kind
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "discord"
 GUILD = EXPORTS / "Doppel Testers - general [1100000000000000001].json"

@@ -9,8 +9,8 @@ import pytest
 
 from doppel.errors import InputError
 from doppel.prompt import BURST_SEPARATOR
-from training.importers import detect_format, import_file
-from training.messages import Kind
+from training.importers.detect import detect_format, import_file
+from training.importers.messages import Kind
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "sharegpt"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from doppel.errors import InputError
-from training.importers import import_file
-from training.messages import Kind
+from training.importers.detect import import_file
+from training.importers.messages import Kind
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "telegram"
 
@@ -145,8 +145,8 @@ def test_bad_json_names_the_file_line_and_record(tmp_path, text, expected):
 
 def test_full_export_streams_past_a_damaged_tail_only_after_yielding(tmp_path):
     """A 200 MB file whose tail is garbage: the records before it come out, then a clear error."""
-    from training.import_base import Owner, Source
-    from training.importers import iter_messages
+    from training.importers.base import Owner, Source
+    from training.importers.detect import iter_messages
 
     head = ('{"personal_information": {"user_id": 1}, "chats": {"list": [{"name": "A", "type": "personal_chat", '
             '"id": 2, "messages": [{"id": 1, "type": "message", "date_unixtime": "1672567200", "from": "Me", '

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doppel.errors import InputError
-from training.import_base import clean_text
-from training.importers import detect_format, import_file
-from training.messages import Kind
+from training.importers.base import clean_text
+from training.importers.detect import detect_format, import_file
+from training.importers.messages import Kind
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "wechat"
 DM = EXPORTS / "小明_utf8.csv"

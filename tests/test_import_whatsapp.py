@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doppel.errors import InputError
-from training.import_base import Owner, Source, clean_name, clean_text
-from training.import_whatsapp import _survey, parse_lines
-from training.importers import detect_format, import_file
-from training.messages import Kind
+from training.importers.base import Owner, Source, clean_name, clean_text
+from training.importers.detect import detect_format, import_file
+from training.importers.messages import Kind
+from training.importers.whatsapp import _survey, parse_lines
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "whatsapp"
 ANDROID = EXPORTS / "WhatsApp Chat with Ann Lee.txt"

@@ -13,17 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doppel.errors import InputError
-from training.commands_data import data
-from training.import_base import Owner, Source
-from training.importers import (
+from training.cli.data import data
+from training.importers.base import Owner, Source
+from training.importers.detect import (
     FORMAT_NAMES,
     detect_format,
     import_file,
     import_path,
     iter_messages,
-    write_messages,
 )
-from training.messages import Message
+from training.importers.messages import Message
+from training.importers.normalized import write_messages
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 OWNER = ["Mia Chen", "米娅", "mia.chen", "Mia"]
@@ -265,7 +265,7 @@ def test_progress_appears_only_after_a_second():
 
     from rich.console import Console
 
-    from training.commands_data import LazyProgress
+    from training.cli.data import LazyProgress
 
     quiet, shown = io.StringIO(), io.StringIO()
     with LazyProgress(Console(file=quiet, force_terminal=True), "fast", delay_s=60) as progress:

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from train_helpers import model_cache, trained_run
 
-from doppel.jobs import Job
 from doppel.cli import cli
+from doppel.jobs import Job
 from doppel.relay import Reply
 
 pytest.importorskip("torch")

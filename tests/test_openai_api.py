@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from openai import APIStatusError, AsyncOpenAI
 
 from bot.openai_api import OpenAIServer
-from doppel.relay import Request
 from doppel import history
-from inference.engine import Generation
 from doppel.prompt import Turn
 from doppel.registry import Card, Registry
+from doppel.relay import Request
+from inference.engine import Generation
 
 ROOT = Path(__file__).resolve().parent.parent
 POST = ROOT / "tests" / "fixtures" / "exports" / "articles" / "2023-05-01-why-i-hike.md"
@@ -291,8 +291,8 @@ async def test_stale_routes_of_a_crashed_run_are_swept_at_start(settings, aredis
 
 
 async def test_articles_to_qa_runs_through_the_endpoint_and_the_worker(settings, make_worker, redis_url, tmp_path):
-    from training.commands_data import data
-    from training.importers import import_file
+    from training.cli.data import data
+    from training.importers.detect import import_file
 
     out = tmp_path / "qa.jsonl"
     async with running(make_worker(redis_url, engine=Author())), endpoint(settings) as ep:

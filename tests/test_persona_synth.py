@@ -10,17 +10,24 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from doppel.prompt import join_burst
-from training import persona_synth
-from training.build import BuildOptions, build_from_paths
-from training.clean import clean
-from training.importers import detect_format, import_path
-from training.messages import Kind
-from training.persona_synth import OWNER_ID, OWNER_NAME, demo_export_path, load_planted, planted_pii_path, write_export
-from training.persona_voices import CATCHPHRASES
 from doppel.pii import TYPES, Scrubber
-from training.sessions import split_sessions
-from training.style import profile, top_phrases
+from doppel.prompt import join_burst
+from training.dataset.build import BuildOptions, build_from_paths
+from training.dataset.clean import clean
+from training.dataset.sessions import split_sessions
+from training.importers.detect import detect_format, import_path
+from training.importers.messages import Kind
+from training.likeness.style import profile, top_phrases
+from training.sample_persona import synth as persona_synth
+from training.sample_persona.synth import (
+    OWNER_ID,
+    OWNER_NAME,
+    demo_export_path,
+    load_planted,
+    planted_pii_path,
+    write_export,
+)
+from training.sample_persona.voices import CATCHPHRASES
 
 MAX_EXPORT_BYTES = 2 * 1024 * 1024
 
@@ -55,7 +62,7 @@ def test_the_shipped_files_are_what_the_default_seed_writes(tmp_path):
     export, planted_file = write_export(tmp_path / "persona_telegram.json")
     assert planted_file == tmp_path / "planted_pii.json"
     assert export.read_bytes() == demo_export_path().read_bytes(), \
-        "training/demo/ drifted from the generator: run python -m training.persona_synth"
+        "training/sample_persona/data/ drifted from the generator: run python -m training.sample_persona.synth"
     assert planted_file.read_bytes() == planted_pii_path().read_bytes()
     assert demo_export_path().stat().st_size < MAX_EXPORT_BYTES
     assert demo_export_path().parent == persona_synth.demo_dir()

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.commands_build import pii_eval_cmd
 from doppel.pii import PLACEHOLDER, Scrubber, cn_id_ok, iban_ok, luhn_ok
-from training.pii_eval import TARGET_PRECISION, TARGET_RECALL, evaluate_scrubber, format_result
-from training.pii_evalset import generate, read
-from training.pii_fakes import card, cn_id, cn_mobile, email, iban
+from training.cli.build import pii_eval_cmd
+from training.pii_eval.evalset import generate, read
+from training.pii_eval.fakes import card, cn_id, cn_mobile, email, iban
+from training.pii_eval.score import TARGET_PRECISION, TARGET_RECALL, evaluate_scrubber, format_result
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "tests" / "fixtures" / "pii_eval.jsonl"
@@ -130,7 +130,7 @@ def test_evaluation_set_meets_the_targets():
 
 
 def test_the_shipped_evaluation_set_is_what_the_generator_writes():
-    assert read(EVAL_SET) == generate(), "regenerate: python -m training.pii_evalset tests/fixtures/pii_eval.jsonl"
+    assert read(EVAL_SET) == generate(), "regenerate: python -m training.pii_eval.evalset tests/fixtures/pii_eval.jsonl"
 
 
 def test_pii_eval_command_prints_the_figures_and_fails_below_target(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.postprocess import PostProcessor, is_ai_ism
 from doppel.pii import Scrubber
+from inference.postprocess import PostProcessor, is_ai_ism
 
 
 def test_parts_follow_the_burst_separator_and_drop_empty_ones():

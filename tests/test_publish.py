@@ -23,7 +23,7 @@ def run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def serve(tmp_path_factory):
-    from training.publish import ServeSpec
+    from training.adapters.publish import ServeSpec
 
     return ServeSpec(base_model="tiny", max_lora_rank=16)
 
@@ -49,7 +49,7 @@ def _report(ratio: float) -> dict:
 
 
 def _publish(registry, path, serve, tmp_path_factory, **kwargs):
-    from training.publish import publish
+    from training.adapters.publish import publish
 
     return publish(registry, path, "me", serve, cache_dir=model_cache(tmp_path_factory), **kwargs)
 
@@ -142,7 +142,7 @@ def test_a_bad_adapter_is_refused_and_the_active_one_stays(registry, run, adapte
 
 
 def test_incompatible_adapters_are_refused(registry, adapter, tmp_path, tmp_path_factory, sync_redis, keys):
-    from training.publish import ServeSpec
+    from training.adapters.publish import ServeSpec
 
     before = _state(registry, sync_redis, keys)
     with pytest.raises(InputError, match="LoRA rank 8 is above the serving max_lora_rank 4"):
@@ -178,7 +178,7 @@ def test_publish_evaluates_when_there_is_no_eval_yet(registry, adapter, serve, t
 
 @pytest.mark.parametrize("name", ["../evil", "my adapter", "Me", ""])
 def test_bad_names_are_refused(registry, adapter, serve, tmp_path_factory, name):
-    from training.publish import publish
+    from training.adapters.publish import publish
 
     with pytest.raises(InputError, match="is not allowed"):
         publish(registry, adapter, name, serve)

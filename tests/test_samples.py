@@ -11,11 +11,10 @@ import pytest
 from data_helpers import Chat
 
 from doppel.errors import ConfigError
-from doppel.prompt import BURST_SEPARATOR, Turn, build_messages
-from training.clean import clean
-from training.messages import Kind
 from doppel.pii import Scrubber
-from training.samples import (
+from doppel.prompt import BURST_SEPARATOR, Turn, build_messages
+from training.dataset.clean import clean
+from training.dataset.samples import (
     DUPLICATE_SAMPLE,
     NO_PROMPT,
     OVER_LENGTH,
@@ -25,7 +24,8 @@ from training.samples import (
     TokenizerCount,
     build_samples,
 )
-from training.sessions import split_sessions
+from training.dataset.sessions import split_sessions
+from training.importers.messages import Kind
 
 SYSTEM = "You are Mia."
 

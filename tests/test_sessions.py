@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from data_helpers import Chat
 
-from training.clean import Blocklist
-from training.sessions import SessionStats, split_sessions
+from training.dataset.clean import Blocklist
+from training.dataset.sessions import SessionStats, split_sessions
 
 
 def _shape(sessions):

@@ -16,7 +16,7 @@ import pytest
 from train_helpers import CATCHPHRASE, model_cache, planted_samples, trained_run, write_jsonl
 
 from doppel.errors import ConfigError, InputError
-from training.dataset import (
+from training.sft.dataset import (
     IGNORE,
     EncodeStats,
     encode,
@@ -25,7 +25,7 @@ from training.dataset import (
     record_messages,
     split_holdout,
 )
-from training.presets import available_presets, load_preset, parse_assignments
+from training.sft.presets import available_presets, load_preset, parse_assignments
 
 torch = pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_dir):
-    from training.modeling import load_tokenizer
+    from training.sft.modeling import load_tokenizer
 
     return load_tokenizer(str(tiny_dir))
 
@@ -115,7 +115,7 @@ def test_too_long_samples_lose_whole_earlier_turns_then_drop(tokenizer):
 
 def test_packed_batches_equal_separate_samples(tiny_dir, tokenizer):
     """A packed row gives every sample the logits it has alone: no attention across samples."""
-    from training.modeling import load_model, pick_device
+    from training.sft.modeling import load_model, pick_device
 
     rows = [encode(tokenizer, record_messages(r), 512) for r in planted_samples(3)[:4]]
     batch = packed_collator()(rows)
@@ -161,7 +161,7 @@ def test_a_user_preset_extends_a_shipped_one(tmp_path):
 
 
 def test_qlora_without_a_gpu_is_a_clear_error():
-    from training.modeling import Device, _four_bit
+    from training.sft.modeling import Device, _four_bit
 
     with pytest.raises(ConfigError, match=r"QLoRA.*needs a CUDA GPU"):
         _four_bit(Device("cpu", "float32"))
@@ -174,7 +174,7 @@ def test_qlora_without_a_gpu_is_a_clear_error():
     ([_record(5), _record(5)], r"2 sample\(s\) in 1 session\(s\): too few to train"),
 ])
 def test_empty_or_tiny_datasets_are_refused_clearly(tmp_path, records, message):
-    from training.trainer import train
+    from training.sft.trainer import train
 
     data = write_jsonl(tmp_path / "s.jsonl", records)
     with pytest.raises(InputError, match=message):
@@ -183,7 +183,7 @@ def test_empty_or_tiny_datasets_are_refused_clearly(tmp_path, records, message):
 
 
 def test_samples_that_cannot_fit_are_refused_clearly(tmp_path, tiny_dir):
-    from training.trainer import train
+    from training.sft.trainer import train
 
     data = write_jsonl(tmp_path / "s.jsonl", [_record(i, ["word " * 50]) for i in range(4)])
     with pytest.raises(InputError, match=r"none of the 3 training samples can be used \(3 too_long; max_length 16\)"):
@@ -193,7 +193,7 @@ def test_samples_that_cannot_fit_are_refused_clearly(tmp_path, tiny_dir):
 def test_a_small_dataset_trains_with_a_warning(tmp_path, tiny_dir):
     from rich.console import Console
 
-    from training.trainer import train
+    from training.sft.trainer import train
 
     # A terminal console: the live progress bar (step, loss, tokens/s) is drawn.
     console = Console(record=True, width=200, force_terminal=True, file=io.StringIO())
@@ -243,7 +243,7 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 120.0) ->
 
 
 def _losses(run: Path) -> dict[int, float]:
-    from training.callbacks import read_jsonl
+    from training.sft.callbacks import read_jsonl
 
     return {e["step"]: e["loss"] for e in read_jsonl(run / "train_log.jsonl")} or {0: 0.0}
 
@@ -251,7 +251,7 @@ def _losses(run: Path) -> dict[int, float]:
 def test_ctrl_c_and_kill_resume_without_losing_steps(tmp_path, tiny_dir):
     """Ctrl-C saves the current step and exits 130; kill -9 loses only what followed the last
     checkpoint; --resume continues from there and ends where an uninterrupted run ends."""
-    from training.trainer import train
+    from training.sft.trainer import train
 
     data = write_jsonl(tmp_path / "s.jsonl", planted_samples(20))
     overrides = {"max_steps": 12, "batch_size": 4, "save_steps": 4, "log_steps": 1}
@@ -295,10 +295,10 @@ def test_ctrl_c_and_kill_resume_without_losing_steps(tmp_path, tiny_dir):
 def test_smollm2_learns_the_catchphrase_and_publishes(tmp_path, tmp_path_factory, sync_redis, keys):
     """The real small model, offline: a short LoRA run lowers held-out perplexity and passes publish."""
     from doppel.registry import Registry
-    from training.evaluate import EvalOptions, evaluate_adapter
+    from training.adapters.publish import ServeSpec, publish
+    from training.likeness.evaluate import EvalOptions, evaluate_adapter
     from training.offline_models import ensure_model
-    from training.publish import ServeSpec, publish
-    from training.trainer import train
+    from training.sft.trainer import train
 
     cache = model_cache(tmp_path_factory)
     ensure_model("smollm2", cache, progress=False)

@@ -21,8 +21,8 @@ from fakes.telegram_api import FakeTelegram
 from bot.commands_bot import run_bot
 from bot.platform import RateLimit
 from bot.telegram_bot import TelegramBot
-from inference.engine import EchoEngine
 from doppel.history import load
+from inference.engine import EchoEngine
 
 TOKEN = "123456:TEST-telegram-token-AbCdEf"
 OWNER = 1

@@ -28,9 +28,9 @@ from bot.web_bot import serve_web
 from bot.web_friends import Line, load_script, parse_script, plan
 from doppel.config import settings_from_dict
 from doppel.errors import ConfigError
-from inference.engine import EchoEngine
 from doppel.history import load
 from doppel.registry import Card, Registry
+from inference.engine import EchoEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 # A 1x1 PNG: the likeness chart of a published version.

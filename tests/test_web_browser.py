@@ -19,8 +19,8 @@ from bot_helpers import FAST_BOT, running
 from playwright.async_api import async_playwright, expect
 from web_helpers import serving_web
 
-from inference.engine import EchoEngine
 from doppel.registry import Card, Registry
+from inference.engine import EchoEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 def publish_evaluated_adapter(registry: Registry, source: Path) -> None:
     """A published adapter card with scores and a real likeness chart, for the side panel."""
-    from training.charts import bar_chart
+    from training.sft.charts import bar_chart
 
     source.mkdir()
     (source / "adapter_config.json").write_text("{}")

@@ -72,8 +72,8 @@ def model_cache(tmp_path_factory) -> Path:
 def trained_run(tmp_path_factory, name: str = "planted", steps: int = TRAIN_STEPS, phrase: str = CATCHPHRASE,
                 **overrides) -> Path:
     """Train the tiny preset on ``planted_samples(phrase=phrase)`` once per session; the run directory."""
-    from training.presets import load_preset
-    from training.trainer import train
+    from training.sft.presets import load_preset
+    from training.sft.trainer import train
 
     root = tmp_path_factory.getbasetemp() / f"trained-{name}"
     root.mkdir(parents=True, exist_ok=True)

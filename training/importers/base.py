@@ -1,0 +1,290 @@
+"""What every importer shares: the per-file context, owner matching, statistics and safe reading.
+
+A format module exposes ``parse(src: Source) -> Iterator[Message]``. It reads ``src.path`` through
+the helpers here (so encodings, line lengths and binary files are handled the same way everywhere),
+counts what it skips with ``src.skip(reason)``, and raises ``src.error(where, why)``, an
+``InputError`` whose one line names the file and the line or record. ``training.importers.detect`` wraps
+each parser to count messages, owners, senders and out-of-order timestamps.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from doppel.errors import InputError
+from training.importers.messages import Kind
+
+SNIFF_BYTES = 64 * 1024
+# A "line" longer than this is not chat text: a binary file or a file without line breaks. Reading
+# it whole would put the entire file in memory, so stop and say so.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+# Direction marks and invisible separators that exports sprinkle into names and line starts
+# (WhatsApp on iOS puts U+200E before media lines). ZWJ/ZWNJ stay: they build emoji and words.
+_INVISIBLE = re.compile("[\ufeff\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+_EMOJI = (
+    "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\ufe0f\u200d\u20e3\u3030\u303d"
+    "\u3297\u3299\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\U000e0020-\U000e007f"
+)
+# Only emoji and bracketed codes such as [捂脸] or [Facepalm] (WeChat, QQ): the owner's tone.
+_EMOJI_ONLY = re.compile(rf"(?:[\s{_EMOJI}]|\[[^\[\]\s\d]{{1,10}}\])+")
+_HAS_EMOJI_OR_CODE = re.compile(rf"[{_EMOJI}]|\[[^\[\]\s\d]{{1,10}}\]")
+
+
+def clean_text(text: str) -> str:
+    """Message text without invisible direction marks, with Unix newlines and no outer blanks."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _INVISIBLE.sub("", text).strip()
+
+
+def clean_name(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", _INVISIBLE.sub("", name)).split())
+
+
+def text_kind(text: str) -> Kind:
+    """EMOJI for a message made only of emoji or bracketed emoji codes, else TEXT."""
+    if text and _HAS_EMOJI_OR_CODE.search(text) and _EMOJI_ONLY.fullmatch(text):
+        return Kind.EMOJI
+    return Kind.TEXT
+
+
+def resolve_tz(tz: tzinfo | str | None) -> tzinfo | None:
+    """A tzinfo for exports that write local times; None means this machine's local zone."""
+    if tz is None or isinstance(tz, tzinfo):
+        return tz
+    if tz.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {tz!r} (use a name such as Asia/Shanghai or Europe/Berlin)") from None
+
+
+def local_time(year: int, month: int, day: int, hour: int, minute: int, second: int,
+               tz: tzinfo | None) -> datetime:
+    """An aware datetime for a wall-clock time read from an export; ValueError if impossible."""
+    if tz is not None:
+        return datetime(year, month, day, hour, minute, second, tzinfo=tz)
+    return datetime(year, month, day, hour, minute, second).astimezone()
+
+
+def from_epoch(seconds: float, tz: tzinfo | None) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+
+
+class Owner:
+    """Who the owner is in a source: any of several ids or names, compared case-insensitively."""
+
+    def __init__(self, owners: str | Iterable[str] | None = None):
+        values = [owners] if isinstance(owners, str) else list(owners or [])
+        self.names = [v.strip() for v in values if v and v.strip()]
+        self._keys = {self._norm(v) for v in self.names}
+        self._cache: dict[tuple[str, ...], bool] = {}
+
+    @staticmethod
+    def _norm(value: str) -> str:
+        return clean_name(str(value)).casefold().removeprefix("@")
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def matches(self, *candidates: str) -> bool:
+        """True if any candidate id or name is the owner; Telegram's "user123" also matches "123"."""
+        hit = self._cache.get(candidates)
+        if hit is None:
+            keys = {self._norm(c) for c in candidates if c}
+            keys |= {k[4:] for k in keys if k.startswith("user") and k[4:].isdigit()}
+            hit = self._cache[candidates] = bool(keys & self._keys)
+        return hit
+
+    def describe(self) -> str:
+        return ", ".join(repr(n) for n in self.names) or "(none given)"
+
+
+@dataclass
+class SourceStats:
+    """What one source file gave: counts a user can check against what they expected."""
+
+    source: str
+    format: str
+    records: int = 0                 # lines, rows or JSON records read
+    messages: int = 0                # messages produced
+    owner_messages: int = 0          # the owner's own words: not service notices, not forwards
+    skipped: Counter = field(default_factory=Counter)   # reason -> count
+    kinds: Counter = field(default_factory=Counter)     # kind value -> count
+    senders: Counter = field(default_factory=Counter)   # display name -> messages
+    chats: Counter = field(default_factory=Counter)     # chat name -> messages
+    out_of_order: int = 0            # messages older than the one before them in the same chat
+    first: datetime | None = None
+    last: datetime | None = None
+    owner_marked: bool = False       # the export itself says which messages are the owner's
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "format": self.format, "records": self.records,
+            "messages": self.messages, "owner_messages": self.owner_messages,
+            "skipped": dict(self.skipped), "kinds": dict(self.kinds),
+            "senders": dict(self.senders.most_common(50)), "chats": dict(self.chats),
+            "out_of_order": self.out_of_order,
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "problems": list(self.problems), "notes": list(self.notes),
+        }
+
+
+class Source:
+    """One file being imported: its path and display name, the owner, the zone, the stats."""
+
+    def __init__(self, path: Path, fmt: str, owner: Owner, tz: tzinfo | None, name: str | None = None):
+        self.path = path
+        self.name = name or str(path)
+        self.owner = owner
+        self.tz = tz
+        self.stats = SourceStats(self.name, fmt)
+        self._people: dict[str, str] = {}
+
+    def person(self, raw: str) -> str:
+        """``clean_name`` of a sender, memoized: the same few names recur on every line."""
+        name = self._people.get(raw)
+        if name is None:
+            name = self._people[raw] = clean_name(raw)
+        return name
+
+    def where(self, location: str | int) -> str:
+        """The ``source`` of a message: ``file:line`` or ``file:record``."""
+        return f"{self.name}:{location}"
+
+    def error(self, location: str | int | None, why: str) -> InputError:
+        place = f"{self.name}: line {location}" if isinstance(location, int) else \
+            f"{self.name}: {location}" if location else self.name
+        return InputError(f"{place}: {' '.join(str(why).split())}")
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.stats.skipped[reason] += count
+
+
+def sniff(path: Path) -> bytes:
+    """The first bytes of a file, for format detection; errors name the file."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def decode_head(head: bytes) -> str:
+    """Best-effort text of a sniffed head (for detection only)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head.decode("utf-16", errors="ignore")
+    text = head.decode("utf-8", errors="ignore")
+    if text.count("\ufffd") or not _looks_utf8(head):
+        text = head.decode("gb18030", errors="ignore")
+    return text.lstrip("\ufeff")
+
+
+def _looks_utf8(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the sniff limit is still UTF-8.
+        return exc.start >= len(head) - 3 and len(head) >= SNIFF_BYTES - 3
+    return True
+
+
+def is_binary(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    return b"\x00" in head
+
+
+def detect_encoding(src: Source, allowed: tuple[str, ...] = ("utf-8",)) -> str:
+    """The encoding of a text export from its first bytes: BOMs first, then ``allowed`` in order."""
+    head = sniff(src.path)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if is_binary(head):
+        raise src.error(None, "is a binary file, not a text chat export")
+    for encoding in allowed:
+        if encoding.startswith("utf-8") and _looks_utf8(head):
+            return encoding
+        if not encoding.startswith("utf-8"):
+            try:
+                head.decode(encoding)
+                return encoding
+            except UnicodeDecodeError as exc:
+                if exc.start >= len(head) - 4 and len(head) >= SNIFF_BYTES - 4:
+                    return encoding
+    names = " or ".join(_label(a) for a in allowed)
+    line = head[: _first_bad_byte(head)].count(b"\n") + 1
+    raise src.error(line, f"is not {names} text; re-save the file as UTF-8")
+
+
+def _label(encoding: str) -> str:
+    return "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+
+
+def _first_bad_byte(head: bytes) -> int:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0
+
+
+def iter_lines(src: Source, encoding: str, *, keepends: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each line, decoded line by line so that an error names its line.
+
+    Streams: memory is one line at a time, never the file.
+    """
+    if encoding == "utf-16":
+        yield from _iter_utf16_lines(src, keepends)
+        return
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    try:
+        handle = src.path.open("rb")
+    except OSError as exc:
+        raise src.error(None, f"cannot read: {exc.strerror or exc}") from None
+    with handle:
+        number = 0
+        while True:
+            raw = handle.readline(MAX_LINE_BYTES)
+            if not raw:
+                return
+            number += 1
+            if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise src.error(number, f"is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB: "
+                                        "not a text chat export (binary or damaged file?)")
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[3:]
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise src.error(number, f"is not valid {_label(encoding)} text (byte 0x{raw[exc.start]:02x}); "
+                                        "re-save the file as UTF-8") from None
+            if "\x00" in text:
+                raise src.error(number, "contains NUL bytes: a binary or damaged file, not a text export")
+            yield number, text if keepends else text.rstrip("\r\n")
+
+
+def _iter_utf16_lines(src: Source, keepends: bool) -> Iterator[tuple[int, str]]:
+    number = 0
+    try:
+        with src.path.open("r", encoding="utf-16", newline="") as handle:
+            for number, line in enumerate(handle, 1):
+                yield number, line if keepends else line.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise src.error(number + 1, "is not valid UTF-16 text; re-save the file as UTF-8") from None

@@ -1,0 +1,2 @@
+"""The synthetic owner of ``doppel demo``: ``synth`` generates Alex Rivera's Telegram export from
+the cast, voices and phrases, ``plant`` plants the private values; the generated export ships in ``data/``."""
