@@ -265,7 +265,7 @@ def test_progress_appears_only_after_a_second():
 
     from rich.console import Console
 
-    from training.cli.data import LazyProgress
+    from doppel.progress import LazyProgress
 
     quiet, shown = io.StringIO(), io.StringIO()
     with LazyProgress(Console(file=quiet, force_terminal=True), "fast", delay_s=60) as progress:

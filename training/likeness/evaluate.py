@@ -136,7 +136,7 @@ class Evaluator:
 
     def __init__(self, model, tokenizer, held: HeldOut, options: EvalOptions, progress=None):
         self.model, self.tokenizer, self.held, self.options = model, tokenizer, held, options
-        # progress(description) -> tick(n): a display of the work done (training.cli.data.LazyProgress).
+        # progress(description) -> tick(n): a display of the work done (doppel.progress.LazyProgress).
         self.progress = progress
         chosen = _pick(held.split.heldout, options.samples)
         self.prompts = [record_messages(r)[:-1] for r in chosen]
@@ -238,7 +238,7 @@ def shown_progress(evaluator: Evaluator, console: Console | None, adapters: int 
     if console is None:
         yield
         return
-    from training.cli.data import LazyProgress
+    from doppel.progress import LazyProgress
 
     done = 0
     with LazyProgress(console, "evaluating", total=evaluator.work(adapters)) as shown:
