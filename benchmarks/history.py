@@ -60,8 +60,8 @@ from doppel.prompt import Turn  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
 from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from inference.hf_engine import HFEngine  # noqa: E402
-from inference.model_engine import Sampling  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
+from inference.backends.base import Sampling  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
 from training.offline_models import corpus_pairs, default_cache_dir, ensure_model  # noqa: E402
 

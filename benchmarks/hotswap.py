@@ -59,8 +59,8 @@ from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.registry import AdapterRef, Card, Registry  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
 from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from inference.hf_engine import HFEngine  # noqa: E402
-from inference.model_engine import Sampling  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
+from inference.backends.base import Sampling  # noqa: E402
 from inference.serve import async_redis  # noqa: E402
 from training.offline_models import default_cache_dir, ensure_model  # noqa: E402
 

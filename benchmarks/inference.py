@@ -1,8 +1,8 @@
 """Inference benchmark: the vLLM engine and the transformers+peft engine, base model vs LoRA adapters.
 
 For each model (``tiny`` by default; ``--smollm2`` adds SmolLM2-135M; ``--model-dir`` any model
-directory, e.g. a real model on a GPU) and each engine (``vllm``: ``inference.vllm_engine``,
-vLLM's AsyncLLM with LoRA; ``hf``: ``inference.hf_engine``, transformers + peft), it measures:
+directory, e.g. a real model on a GPU) and each engine (``vllm``: ``inference.backends.vllm``,
+vLLM's AsyncLLM with LoRA; ``hf``: ``inference.backends.hf``, transformers + peft), it measures:
 
 * **single stream**: ``--single`` requests one after the other: time to first token (TTFT) and
   decode tokens/s (tokens after the first / time from the first to the last);
@@ -62,9 +62,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from doppel.machine import cpu_model  # noqa: E402
 from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
-from inference.hf_engine import HFEngine  # noqa: E402
-from inference.model_engine import LoadedAdapter, Sampling  # noqa: E402
-from inference.vllm_engine import VLLMEngine, VLLMOptions  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
+from inference.backends.base import LoadedAdapter, Sampling  # noqa: E402
+from inference.backends.vllm import VLLMEngine, VLLMOptions  # noqa: E402
 
 VARIANTS = ("base", "lora", "mix")
 ENGINES = ("vllm", "hf")

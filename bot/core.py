@@ -4,7 +4,7 @@
 
 1. Edits, this bot's own messages, empty texts and messages older than the bot's start are
    dropped. A message starting with ``/clone`` (or ``/about``) is an owner command
-   (``bot/commands.py``): answered here, never recorded, never sent to the model.
+   (``bot/owner_commands.py``): answered here, never recorded, never sent to the model.
 2. In an active channel (not paused, and for groups in the platform's ``chats`` allowlist when it
    has one) every text message is recorded into the channel history, whoever wrote it, bots
    included, through ``doppel.history.record``: one JSON entry per message in the Redis list
@@ -38,7 +38,7 @@ import logging
 import random
 import time
 
-from bot.commands import COMMANDS, Commands, parse_command
+from bot.owner_commands import COMMANDS, Commands, parse_command
 from bot.pacing import ChannelSender, Outgoing, PacingOptions, RateWindow, split_message
 from bot.platform import Incoming, Platform
 from bot.relay_client import RelayClient

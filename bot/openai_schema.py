@@ -98,7 +98,7 @@ class Ask:
     history: tuple[Turn, ...]
     question: str
     author: str
-    sampling: dict[str, str]          # channel overrides the worker reads (inference.model_engine.Sampling)
+    sampling: dict[str, str]          # channel overrides the worker reads (inference.backends.base.Sampling)
     stream: bool = False
     include_usage: bool = False
     ignored: tuple[str, ...] = ()

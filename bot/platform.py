@@ -1,6 +1,6 @@
 """What a chat platform adapter implements, and the one event shape every adapter produces.
 
-The core (``bot/core.py``: history, triggers, pacing, limits; ``bot/commands.py``: owner
+The core (``bot/core.py``: history, triggers, pacing, limits; ``bot/owner_commands.py``: owner
 commands) is shared by every platform. An adapter only translates: platform events in as
 ``Incoming``, and ``send_text`` / ``send_typing`` / ``register_commands`` out. Adding a platform
 means one module with a ``Platform`` subclass that feeds ``BotCore.handle`` — nothing else.

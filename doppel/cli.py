@@ -230,7 +230,7 @@ def _print_status(report) -> None:
 
 def _add_area_commands() -> None:
     """Groups whose commands live with the code they drive (one module per area)."""
-    from bot.commands_bot import bot
+    from bot.cli import bot
     from training.cli.data import data
     from training.cli.train import adapters, eval_cmd, train
 

@@ -209,7 +209,7 @@ class TrainSettings(_Section):
 
 
 class WebSettings(_Section):
-    """``doppel bot web``: the local web chat (bot/web_bot.py), a platform adapter like Discord's."""
+    """``doppel bot web``: the local web chat (bot/webchat/platform.py), a platform adapter like Discord's."""
 
     # Loopback only unless allow_remote: the page has no TLS, and anyone who reaches it may join
     # as a guest (only the holder of the per-run owner link may run /clone commands).
@@ -258,7 +258,7 @@ class WebSettings(_Section):
         return host
 
     # BotCore reads a platform section's owner ids and group allowlist. The web chat has no
-    # platform accounts: the owner-link holder steers the clone as a commander (bot/web_bot.py).
+    # platform accounts: the owner-link holder steers the clone as a commander (bot/webchat/platform.py).
     @property
     def owner_ids(self) -> tuple[str, ...]:
         return ()

@@ -333,7 +333,7 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
     try:
         web_platform = None
         if web:
-            from bot.web_bot import serve_web
+            from bot.webchat.platform import serve_web
 
             web_started: asyncio.Future = loop.create_future()
             tasks.append(asyncio.create_task(serve_web(settings, url, stop=stop, on_started=web_started.set_result),

@@ -1,6 +1,6 @@
 """The job message: a task the owner queues from a chat (``/clone blend``) for the job runner.
 
-The bot writes a ``Job`` to the ``Keys.jobs`` stream (``bot/commands.py``); the runner in
+The bot writes a ``Job`` to the ``Keys.jobs`` stream (``bot/owner_commands.py``); the runner in
 ``training/adapters/jobs.py`` reads it and answers on the bot's reply stream with the job id as the
 request id. Both ends use this one definition, like the relay messages in ``doppel/relay.py``.
 """

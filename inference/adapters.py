@@ -18,7 +18,7 @@ from pathlib import Path
 
 from doppel.errors import DoppelError
 from doppel.registry import AdapterRef, version_dir
-from inference.model_engine import LoadedAdapter, ModelEngine
+from inference.backends.base import LoadedAdapter, ModelEngine
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, per
 from doppel.registry import AdapterRef
 from doppel.relay import Keys, Request
 from inference.adapters import AdapterSet
+from inference.backends.base import ModelEngine, Sampling
 from inference.engine import Generation
-from inference.model_engine import ModelEngine, Sampling
 from inference.postprocess import PostProcessor
 
 # Room the reply needs in the context; a window that leaves less is shrunk.
@@ -148,7 +148,7 @@ def model_directory(base: str, source: str = "doppel.toml") -> Path:
 
 
 def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = model_directory) -> ChatEngine:
-    from inference.vllm_engine import VLLMEngine, VLLMOptions
+    from inference.backends.vllm import VLLMEngine, VLLMOptions
 
     m = settings.model
     base = resolve_model(m.base, settings.source)
@@ -159,7 +159,7 @@ def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = mod
             tensor_parallel_size=m.tensor_parallel_size, data_parallel_size=m.data_parallel_size,
             enforce_eager=m.enforce_eager, cpu_kv_cache_gb=m.cpu_kv_cache_gb))
     else:
-        from inference.hf_engine import HFEngine
+        from inference.backends.hf import HFEngine
 
         model = HFEngine(base, dtype=m.dtype, device=m.device, max_model_len=m.max_model_len)
     s, h = settings.sampling, settings.history

@@ -54,9 +54,9 @@ FIRST, ANSWER, SECOND = "how was work?", "long day\n\nsee you at eight", "and to
 def tiny_clone(redis, keys, model_dir: Path, adapters_root: Path):
     """A greedy chat engine (owner Mia) over transformers+peft on ``model_dir``. Its model's
     ``completions`` list gets (messages, adapter key, raw text) of every generation."""
+    from inference.backends.base import Sampling
+    from inference.backends.hf import HFEngine
     from inference.chat_engine import ChatEngine, ChatOptions
-    from inference.hf_engine import HFEngine
-    from inference.model_engine import Sampling
 
     class RecordingHF(HFEngine):
         def __init__(self):

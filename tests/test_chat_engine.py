@@ -8,9 +8,9 @@ from doppel import history
 from doppel.history import HistoryOptions
 from doppel.prompt import Turn
 from doppel.registry import Card, Registry
+from inference.backends.base import Sampling
+from inference.backends.hf import HFEngine
 from inference.chat_engine import ChatEngine, ChatOptions
-from inference.hf_engine import HFEngine
-from inference.model_engine import Sampling
 from inference.postprocess import PostProcessor
 
 QUESTION = "how was work?"

@@ -12,8 +12,8 @@ import time
 import pytest
 from bot_helpers import FAST_BOT, MemoryPlatform, eventually, incoming, running
 
-from bot.commands import REFUSAL, parse_command
 from bot.core import BotCore
+from bot.owner_commands import REFUSAL, parse_command
 from bot.pacing import PacingOptions
 from doppel.history import load
 from doppel.jobs import Job

@@ -360,7 +360,7 @@ def run_blocked(modules: list[str], *cli_args: str, env: dict | None = None) -> 
                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
 
 
-BOT_IMAGE_MODULES = ["doppel.cli", "doppel.relay", "doppel.health", "bot.commands_bot", "bot.core",
+BOT_IMAGE_MODULES = ["doppel.cli", "doppel.relay", "doppel.health", "bot.cli", "bot.core",
                      "bot.relay_client", "bot.discord_bot", "bot.telegram_bot", "bot.terminal", "inference.serve"]
 
 
@@ -392,8 +392,8 @@ def test_the_worker_entry_points_import():
                          "worker", "run", "--help")
     assert result.returncode == 0, result.stderr[-3000:]
     pytest.importorskip("torch")
-    engines = subprocess.run([sys.executable, "-c", "import inference.chat_engine, inference.hf_engine, "
-                              "inference.vllm_engine, training.cli.train"],
+    engines = subprocess.run([sys.executable, "-c", "import inference.chat_engine, inference.backends.hf, "
+                              "inference.backends.vllm, training.cli.train"],
                              capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert engines.returncode == 0, engines.stderr[-3000:]
 

@@ -17,7 +17,7 @@ pytest.importorskip("discord")
 from bot_helpers import FAST_BOT, eventually, running
 from fakes.discord_api import FakeDiscord
 
-from bot.commands_bot import run_bot
+from bot.cli import run_bot
 from bot.discord_bot import DiscordBot
 from bot.platform import RateLimit
 from doppel.history import load

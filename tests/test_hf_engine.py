@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from doppel.errors import EngineError
-from inference.hf_engine import HFEngine
-from inference.model_engine import LoadedAdapter, Sampling
+from inference.backends.base import LoadedAdapter, Sampling
+from inference.backends.hf import HFEngine
 
 GREEDY = Sampling(temperature=0, max_tokens=24, repetition_penalty=1.0)
 QUESTION = [{"role": "user", "content": "how was work?"}]

@@ -349,9 +349,9 @@ def test_a_public_address_needs_a_key(tmp_path):
 @pytest.mark.slow
 async def test_the_model_name_routes_to_the_adapter_on_the_tiny_model(settings, make_worker, redis_url, aredis, keys,
                                                                       sync_redis, tiny_model, make_tiny_adapter):
+    from inference.backends.base import Sampling
+    from inference.backends.hf import HFEngine
     from inference.chat_engine import ChatEngine, ChatOptions
-    from inference.hf_engine import HFEngine
-    from inference.model_engine import Sampling
 
     question = "how was work?"
     registry = Registry(settings.adapters_root(), sync_redis, keys)

@@ -40,8 +40,8 @@ import pytest
 from bot.relay_client import RelayClient
 from doppel.registry import Card, Registry
 from doppel.relay import Keys, Reply
+from inference.backends.base import LoadedAdapter, Sampling
 from inference.chat_engine import ChatEngine, ChatOptions
-from inference.model_engine import LoadedAdapter, Sampling
 from inference.serve import async_redis
 from inference.shards import plan
 

@@ -18,7 +18,7 @@ pytest.importorskip("telegram")
 from bot_helpers import FAST_BOT, eventually, running
 from fakes.telegram_api import FakeTelegram
 
-from bot.commands_bot import run_bot
+from bot.cli import run_bot
 from bot.platform import RateLimit
 from bot.telegram_bot import TelegramBot
 from doppel.history import load

@@ -23,9 +23,9 @@ import pytest
 from bot_helpers import FAST_BOT, eventually, running
 from web_helpers import serving_web
 
-from bot.commands import REFUSAL
-from bot.web_bot import serve_web
-from bot.web_friends import Line, load_script, parse_script, plan
+from bot.owner_commands import REFUSAL
+from bot.webchat.friends import Line, load_script, parse_script, plan
+from bot.webchat.platform import serve_web
 from doppel.config import settings_from_dict
 from doppel.errors import ConfigError
 from doppel.history import load
@@ -445,7 +445,7 @@ def test_doppel_bot_web_prints_the_owner_link_and_stops_on_ctrl_c(redis_url, tmp
 
 
 def test_the_web_chat_imports_no_model_library():
-    code = ("import sys, bot.web_bot, bot.web_server, bot.web_panel, bot.web_friends; "
+    code = ("import sys, bot.webchat.platform, bot.webchat.server, bot.webchat.panel, bot.webchat.friends; "
             "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", "a bot process starts without the model stack"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 
 async def run(model_dir: Path, adapter_one: Path, adapter_two: Path) -> dict:
-    from inference.hf_engine import HFEngine
-    from inference.model_engine import LoadedAdapter, Sampling
-    from inference.vllm_engine import VLLMEngine, VLLMOptions
+    from inference.backends.base import LoadedAdapter, Sampling
+    from inference.backends.hf import HFEngine
+    from inference.backends.vllm import VLLMEngine, VLLMOptions
 
     greedy = Sampling(temperature=0, max_tokens=16, repetition_penalty=1.0)
     prompts = [[{"role": "user", "content": "how was work?"}], [{"role": "user", "content": "did you eat yet?"}]]

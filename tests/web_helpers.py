@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bot.web_bot import serve_web
+from bot.webchat.platform import serve_web
 
 
 @contextlib.asynccontextmanager

@@ -1,6 +1,6 @@
 """Runs the jobs an owner queues from a chat (``/clone blend a:0.7 b:0.3 as NAME``).
 
-The bots add ``bot.commands.Job`` entries to ``Keys.jobs``; this runner reads them through the
+The bots add ``bot.owner_commands.Job`` entries to ``Keys.jobs``; this runner reads them through the
 jobs consumer group, runs each (a blend: peft's weighted merge, validated and published like
 ``doppel adapters blend``), and answers on the requesting bot's reply stream with one line, so
 the owner sees the result in the chat they asked from. The answer is written, acked and deleted

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doppel.errors import EngineError
-from inference.model_engine import LoadedAdapter, Sampling
+from inference.backends.base import LoadedAdapter, Sampling
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ def bot_telegram(app) -> None:
 def bot_web(app, port: int | None, no_friends: bool) -> None:
     """Run the local web chat until Ctrl-C: a chat page on 127.0.0.1 with a DM with the clone and
     group channels (needs a running worker). Prints the owner's link (its key changes every start)."""
-    from bot.web_bot import serve_web, web_settings
+    from bot.webchat.platform import serve_web, web_settings
     from doppel.redis_server import redis_url
 
     settings = web_settings(app.settings, port=port, friends=False if no_friends else None)
@@ -92,8 +92,8 @@ def instance_name(settings, platform: str) -> str:
 
 def make_platform(name: str, token: str, settings=None):
     """The adapter for ``name``; the platform library is imported only for the one in use."""
-    if name == "web":  # no token: the web chat makes its own owner key (bot/web_bot.py)
-        from bot.web_bot import WebPlatform
+    if name == "web":  # no token: the web chat makes its own owner key (bot/webchat/platform.py)
+        from bot.webchat.platform import WebPlatform
 
         return WebPlatform(settings)
     if name == "discord":

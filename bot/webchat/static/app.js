@@ -1,4 +1,4 @@
-// Doppel web chat: one WebSocket to bot/web_server.py (protocol in that module's docstring).
+// Doppel web chat: one WebSocket to bot/webchat/server.py (protocol in that module's docstring).
 // Plain browser JavaScript, no build step and nothing loaded from elsewhere.
 "use strict";
 

@@ -1,7 +1,7 @@
 """What a model-backed engine does for the chat engine: load adapters, turn messages into text.
 
-Two implementations: ``hf_engine.HFEngine`` (transformers + peft, anywhere) and
-``vllm_engine.VLLMEngine`` (vLLM's async engine with LoRA, continuous batching). For the same
+Two implementations: ``hf.HFEngine`` (transformers + peft, anywhere) and
+``vllm.VLLMEngine`` (vLLM's async engine with LoRA, continuous batching). For the same
 adapter and greedy sampling they return the same text. Both apply the base model's chat template
 to the messages from ``doppel.prompt.build_messages``, exactly as training does.
 """

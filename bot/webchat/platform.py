@@ -1,9 +1,9 @@
 """The web chat adapter: a chat page on this machine, fed through the same core as Discord and Telegram.
 
-``doppel bot web`` serves a page (``bot/web/``, served by ``bot/web_server.py``) on
+``doppel bot web`` serves a page (``bot/webchat/static/``, served by ``bot/webchat/server.py``) on
 ``[web] host``:``port`` (loopback by default). Everyone who opens it joins under a name and sees
 their own DM with the clone (channel ``web:dm:<user id>``) and the group channels
-(``web:group:<name>``), where scripted friends talk too (``bot/web_friends.py``). Each message
+(``web:group:<name>``), where scripted friends talk too (``bot/webchat/friends.py``). Each message
 typed on the page becomes an ``Incoming`` for ``BotCore.handle`` — recorded, triggered, answered
 through the relay and paced like anywhere else — and what the core posts (``send_text``,
 ``send_typing``) is pushed to the pages over a WebSocket as ``message`` and ``typing`` events.
@@ -86,7 +86,7 @@ class WebPlatform(Platform):
         self.core = None
         self.url = ""          # http://host:port/ once connected
         self.commands: list[dict] = []
-        self.friends = None    # bot.web_friends.Friends while they talk
+        self.friends = None    # bot.webchat.friends.Friends while they talk
         self._backlog: dict[str, deque] = {}        # groups and the owner's DM
         self._guest_dms: OrderedDict[str, deque] = OrderedDict()  # least recently used first
         self._guest_secret = secrets.token_bytes(32)  # per start: public ids cannot be mapped back to tokens
@@ -94,7 +94,7 @@ class WebPlatform(Platform):
         self._ids = itertools.count(time.time_ns() // 1000)
         self._runner = None
         self._tasks: list[asyncio.Task] = []
-        self._script: list = []  # the friends' scenes (bot.web_friends), read at connect
+        self._script: list = []  # the friends' scenes (bot.webchat.friends), read at connect
         self._reserved = {self.clone.name.casefold(), self.owner.name.casefold(),
                           (owner_name(settings) or "").casefold()} - {""}
 
@@ -111,10 +111,10 @@ class WebPlatform(Platform):
     async def connect(self) -> None:
         from aiohttp import web as aioweb
 
-        from bot.web_server import make_app
+        from bot.webchat.server import make_app
 
         if self.web.friends:  # a bad script is a start-up error, not a failed background task
-            from bot.web_friends import load_script
+            from bot.webchat.friends import load_script
 
             self._script = load_script(self.web.friends_script)
             self._reserved |= {line.name.casefold() for scene in self._script for line in scene}
@@ -136,7 +136,7 @@ class WebPlatform(Platform):
         self.url = f"http://{shown}:{bound}/"
 
     async def listen(self, core) -> None:
-        from bot import web_panel
+        from bot.webchat import panel as web_panel
 
         self.core = core
         self._tasks.append(asyncio.create_task(
@@ -146,7 +146,7 @@ class WebPlatform(Platform):
             self._tasks.append(asyncio.create_task(self._run_friends(), name="web:friends"))
 
     async def _run_friends(self) -> None:
-        from bot.web_friends import Friends, plan
+        from bot.webchat.friends import Friends, plan
 
         web = self.web
         schedule = plan(self._script, count=web.friends_max_messages, interval_s=web.friend_interval_s,
@@ -329,7 +329,7 @@ async def serve_web(settings, url: str, *, stop: asyncio.Event, on_started: Call
                     drain_s: float = 10.0, **core_options) -> None:
     """Run the web chat on Redis ``url`` until ``stop`` is set; ``on_started(platform)`` once it
     listens (``platform.url``, ``platform.owner_url``, ``platform.core``)."""
-    from bot.commands_bot import run_bot
+    from bot.cli import run_bot
 
     platform = WebPlatform(settings)
     await run_bot(settings, url, platform, stop=stop, drain_s=drain_s, commander_ids=platform.commander_ids,

@@ -4,7 +4,7 @@ Routes::
 
     GET /                           the page (bot/web/index.html; app.js and style.css under /static/)
     GET /ws                         the chat socket (below)
-    GET /api/adapter?channel=KEY    the panel: active adapter, card, eval scores (bot/web_panel.py)
+    GET /api/adapter?channel=KEY    the panel: active adapter, card, eval scores (bot/webchat/panel.py)
     GET /api/adapter/chart?ref=R    the likeness chart (eval.png) of adapter version R
 
 The socket speaks JSON objects with a ``type``. The page sends ``join`` first
@@ -31,13 +31,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot import web_panel
+from bot.webchat import panel
 from doppel.config import is_loopback
 from doppel.errors import InputError
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "web"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 PLATFORM = web.AppKey("platform", object)
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
@@ -85,14 +85,14 @@ async def _adapter(request: web.Request) -> web.Response:
     channel = request.query.get("channel", "")
     if channel and not (channel.startswith("web:dm:") or channel in platform.groups):
         return web.json_response({"error": f"unknown channel {channel[:80]!r}"}, status=400)
-    panel = await web_panel.read_panel(platform.core.redis, platform.core.keys, platform.registry_root, channel)
-    return web.json_response(panel)
+    shown = await panel.read_panel(platform.core.redis, platform.core.keys, platform.registry_root, channel)
+    return web.json_response(shown)
 
 
 async def _chart(request: web.Request) -> web.StreamResponse:
     platform = request.app[PLATFORM]
     try:
-        path = web_panel.chart_path(platform.registry_root, request.query.get("ref", ""))
+        path = panel.chart_path(platform.registry_root, request.query.get("ref", ""))
     except InputError as exc:
         return web.json_response({"error": str(exc)}, status=400)
     if path is None:
