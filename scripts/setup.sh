@@ -38,7 +38,7 @@ if [ "$profile" = all ] && ! command -v chromium >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji >/dev/null
   else
-    echo "[setup] note: chromium is missing (apt-get install chromium as root); tests/test_web_browser.py will skip" >&2
+    echo "[setup] note: chromium is missing (apt-get install chromium as root); tests/bot/webchat/test_browser.py will skip" >&2
   fi
 fi
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_vllm_engine.py in its own process (vLLM spawns its engine core, which needs
+"""Run by tests/inference/backends/test_vllm.py in its own process (vLLM spawns its engine core, which needs
 a ``__main__`` guard that pytest's process does not have). Prints one JSON line of results."""
 
 from __future__ import annotations

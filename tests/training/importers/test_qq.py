@@ -15,7 +15,7 @@ from training.importers.detect import detect_format, import_file
 from training.importers.messages import Kind
 from training.importers.qq import parse_header, parse_lines
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "qq"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "qq"
 FRIENDS = EXPORTS / "全部消息记录.txt"      # UTF-8 with BOM, CRLF, two chats
 GROUP = EXPORTS / "高三2班_gb18030.txt"     # GB18030, a group with QQ numbers and e-mail ids
 

@@ -19,7 +19,7 @@ from training.pii_eval.evalset import generate, read
 from training.pii_eval.fakes import card, cn_id, cn_mobile, email, iban
 from training.pii_eval.score import TARGET_PRECISION, TARGET_RECALL, evaluate_scrubber, format_result
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVAL_SET = ROOT / "tests" / "fixtures" / "pii_eval.jsonl"
 SCRUBBER = Scrubber()
 

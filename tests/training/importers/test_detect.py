@@ -25,7 +25,7 @@ from training.importers.detect import (
 from training.importers.messages import Message
 from training.importers.normalized import write_messages
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports"
 OWNER = ["Mia Chen", "米娅", "mia.chen", "Mia"]
 
 EXPECTED_FORMATS = {

@@ -15,7 +15,7 @@ from training.importers.base import clean_text
 from training.importers.detect import detect_format, import_file
 from training.importers.messages import Kind
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "wechat"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "wechat"
 DM = EXPORTS / "小明_utf8.csv"
 GROUP = EXPORTS / "周末羽毛球群_utf8.csv"
 PYWXDUMP = EXPORTS / "pywxdump" / "wxid_xiaoming01_0_9.csv"

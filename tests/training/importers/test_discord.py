@@ -12,7 +12,7 @@ from doppel.errors import InputError
 from training.importers.detect import detect_format, import_file
 from training.importers.messages import Kind
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "discord"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "discord"
 GUILD = EXPORTS / "Doppel Testers - general [1100000000000000001].json"
 DM = EXPORTS / "Direct Messages - tompark [1300000000000000001].json"
 

@@ -28,7 +28,7 @@ from training.sft.dataset import (
 from training.sft.presets import available_presets, load_preset, parse_assignments
 
 torch = pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

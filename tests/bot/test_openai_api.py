@@ -31,7 +31,7 @@ from doppel.registry import Card, Registry
 from doppel.relay import Request
 from inference.engine import Generation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POST = ROOT / "tests" / "fixtures" / "exports" / "articles" / "2023-05-01-why-i-hike.md"
 
 

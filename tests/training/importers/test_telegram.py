@@ -12,7 +12,7 @@ from doppel.errors import InputError
 from training.importers.detect import import_file
 from training.importers.messages import Kind
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "telegram"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "telegram"
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_import_is_cheap():
     code = "import sys, training.offline_models; print([m for m in ('torch', 'transformers', " \
            "'tokenizers') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
 
 

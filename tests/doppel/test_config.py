@@ -12,7 +12,7 @@ from doppel.config import Settings, load_settings, settings_from_dict
 from doppel.errors import ConfigError
 from doppel.logs import SecretMask
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "doppel.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "doppel.example.toml"
 
 
 def test_example_config_loads_and_equals_the_defaults():

@@ -31,7 +31,7 @@ import yaml
 
 from doppel.config import REDIS_URL_ENV, TOKEN_ENV, settings_from_dict
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKER = DEPLOY / "docker"
 K8S = DEPLOY / "k8s"

@@ -45,7 +45,7 @@ from inference.chat_engine import ChatEngine, ChatOptions
 from inference.serve import async_redis
 from inference.shards import plan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = 50
 PER_CHANNEL = 8
 BURST = 2  # requests a channel gets back to back

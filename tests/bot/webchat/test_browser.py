@@ -22,7 +22,7 @@ from web_helpers import serving_web
 from doppel.registry import Card, Registry
 from inference.engine import EchoEngine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("DOPPEL_ARTIFACTS_DIR") or ROOT / "build" / "test-artifacts")
 

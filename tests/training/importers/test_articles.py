@@ -25,7 +25,7 @@ from training.importers.articles import (
 from training.importers.detect import detect_format, import_file
 from training.importers.json_repair import extract_pairs, repair_json
 
-EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "articles"
+EXPORTS = Path(__file__).parents[2] / "fixtures" / "exports" / "articles"
 POST = EXPORTS / "2023-05-01-why-i-hike.md"
 
 # -- chunks -------------------------------------------------------------------------------------

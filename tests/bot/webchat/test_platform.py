@@ -32,7 +32,7 @@ from doppel.history import load
 from doppel.registry import Card, Registry
 from inference.engine import EchoEngine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 # A 1x1 PNG: the likeness chart of a published version.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
                        "RU5ErkJggg==")
