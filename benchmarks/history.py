@@ -57,12 +57,12 @@ from doppel import history  # noqa: E402
 from doppel.history import HistoryOptions  # noqa: E402
 from doppel.machine import cpu_model  # noqa: E402
 from doppel.prompt import Turn  # noqa: E402
+from doppel.redis_client import async_client  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
-from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
 from inference.backends.base import Sampling  # noqa: E402
-from inference.serve import async_redis  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
+from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
 from training.offline_models import corpus_pairs, default_cache_dir, ensure_model  # noqa: E402
 
 TARGET_COST_RATIO = 1.5
@@ -327,7 +327,7 @@ async def bench(url: str, workdir: Path, args) -> dict:
     keys = Keys("bench")
     model_dir = ensure_model("tiny", default_cache_dir(), progress=False)
     model = ScriptedModel(model_dir, max_model_len=1024)
-    redis = async_redis(url)
+    redis = async_client(url)
     try:
         env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
                "redis_server": (await redis.info("server")).get("redis_version", "?"),

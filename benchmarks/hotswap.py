@@ -55,13 +55,13 @@ import redis as redis_py  # noqa: E402
 
 from doppel.machine import cpu_model  # noqa: E402
 from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
+from doppel.redis_client import async_client  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.registry import AdapterRef, Card, Registry  # noqa: E402
 from doppel.relay import Keys, Request  # noqa: E402
-from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
 from inference.backends.base import Sampling  # noqa: E402
-from inference.serve import async_redis  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
+from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
 from training.offline_models import default_cache_dir, ensure_model  # noqa: E402
 
 OWNER = "Mia"
@@ -294,7 +294,7 @@ async def bench(url: str, workdir: Path, args) -> dict:
     engine = CountingEngine(model_dir, max_model_len=512)
     options = ChatOptions(owner=OWNER, sampling=Sampling(temperature=0, max_tokens=args.max_tokens,
                                                          repetition_penalty=1.0))
-    redis = async_redis(url)
+    redis = async_client(url)
     chat = ChatEngine(redis, keys, engine, registry.root, options)
     counter = [0]
     try:

@@ -62,8 +62,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from doppel.machine import cpu_model  # noqa: E402
 from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
 from inference.backends.base import LoadedAdapter, Sampling  # noqa: E402
+from inference.backends.hf import HFEngine  # noqa: E402
 from inference.backends.vllm import VLLMEngine, VLLMOptions  # noqa: E402
 
 VARIANTS = ("base", "lora", "mix")

@@ -54,9 +54,9 @@ if str(ROOT) not in sys.path:
 from bot.relay_client import RelayClient  # noqa: E402
 from doppel.config import RelaySettings  # noqa: E402
 from doppel.machine import cpu_model  # noqa: E402
+from doppel.redis_client import async_client  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
-from inference.serve import async_redis  # noqa: E402
 
 TARGET_P99_RATIO = 3.0
 TARGET_RPS = 2000.0
@@ -145,7 +145,7 @@ def start_worker(url: str, prefix: str, workdir: Path, concurrency: int | None,
 async def wait_for_worker(url: str, prefix: str, process: subprocess.Popen, log_path: Path,
                           timeout_s: float = 60.0) -> None:
     """Until the worker's heartbeat exists: it beats after creating the group, before its first read."""
-    redis = async_redis(url)
+    redis = async_client(url)
     try:
         key = Keys(prefix).heartbeat("worker", WORKER_NAME)
         deadline = time.monotonic() + timeout_s
@@ -181,7 +181,7 @@ class RelayBot:
     """A simulated bot: one RelayClient whose ``post`` resolves the future of each request."""
 
     def __init__(self, url: str, prefix: str, bot: str, shards: int):
-        self.redis = async_redis(url)
+        self.redis = async_client(url)
         self.client = RelayClient(self.redis, Keys(prefix), bot, shards=shards)
         self.bot = bot
         self.waiting: dict[str, asyncio.Future] = {}
@@ -235,7 +235,7 @@ def bare_responder(url: str, requests_key: str, replies_key: str, group: str) ->
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        redis = async_redis(url)
+        redis = async_client(url)
         try:
             await redis.xgroup_create(requests_key, group, id="0", mkstream=True)
             while not stop.is_set():
@@ -258,7 +258,7 @@ class BareBot:
     """The bare client: XADD requests, one reader task XREADs replies and resolves their futures."""
 
     def __init__(self, url: str, requests_key: str, replies_key: str):
-        self.redis = async_redis(url)
+        self.redis = async_client(url)
         self.requests_key = requests_key
         self.replies_key = replies_key
         self.waiting: dict[str, asyncio.Future] = {}
@@ -407,7 +407,7 @@ async def run_bare(url: str, prefix: str, args, redis_pid: int | None) -> PathRe
 
 
 async def wait_for_group(url: str, stream: str, group: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    redis = async_redis(url)
+    redis = async_client(url)
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -507,7 +507,7 @@ def format_table(report: dict) -> str:
 
 
 async def _server_version(url: str) -> str:
-    redis = async_redis(url)
+    redis = async_client(url)
     try:
         return (await redis.info("server")).get("redis_version", "?")
     finally:
@@ -515,7 +515,7 @@ async def _server_version(url: str) -> str:
 
 
 async def _delete_prefix(url: str, prefix: str) -> None:
-    redis = async_redis(url)
+    redis = async_client(url)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
         for i in range(0, len(keys), 500):

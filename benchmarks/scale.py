@@ -58,9 +58,9 @@ if str(ROOT) not in sys.path:
 from bot.relay_client import RelayClient  # noqa: E402
 from doppel.config import RelaySettings  # noqa: E402
 from doppel.machine import cpu_model, memory_gib  # noqa: E402
+from doppel.redis_client import async_client  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
-from inference.serve import async_redis  # noqa: E402
 from inference.shards import plan  # noqa: E402
 
 TARGET_RATIO = 2.5
@@ -175,7 +175,7 @@ class Bot:
     """One RelayClient; records what it posts, per channel, to check once-and-in-order."""
 
     def __init__(self, url: str, prefix: str, shards: int):
-        self.redis = async_redis(url)
+        self.redis = async_client(url)
         # order_wait_s far past any phase: a reply must never go out early because its
         # predecessor was slow, or the order check would pass for the wrong reason.
         self.client = RelayClient(self.redis, Keys(prefix), "scale-bot", order_wait_s=3600.0, shards=shards)
@@ -251,7 +251,7 @@ async def measure(url: str, workdir: Path, count: int, args, redis_pid: int | No
                       shards=args.shards)
     run = Run(workers=count, requests=args.requests,
               ceiling_rps=count * args.worker_concurrency / (args.echo_delay_ms / 1000) if args.echo_delay_ms else 0)
-    probe = async_redis(url)
+    probe = async_client(url)
     try:
         pool.start()
         await pool.wait_ready(probe, args.phase_timeout)
@@ -352,7 +352,7 @@ def format_table(report: dict) -> str:
 
 
 async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int | None) -> dict:
-    probe = async_redis(url)
+    probe = async_client(url)
     try:
         server = (await probe.info("server")).get("redis_version", "?")
     finally:

@@ -11,16 +11,10 @@ wait in the bot's reply stream for the next start.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
-
 import click
 
 from doppel.errors import DoppelError
-
-log = logging.getLogger(__name__)
+from doppel.runtime import run_until_signal
 
 PLATFORMS = ("discord", "telegram")
 
@@ -74,90 +68,27 @@ def bot_web(app, port: int | None, no_friends: bool) -> None:
         click.echo(f"  that link makes you the owner (/clone commands); others join at {platform.url} as guests. "
                    "Ctrl-C stops it", err=True)
 
-    async def main(url: str) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve_web(settings, url, stop=stop, on_started=started)
-
     with redis_url(settings) as url:
-        asyncio.run(main(url))
-
-
-def instance_name(settings, platform: str) -> str:
-    """The relay's name for this bot process: ``[bot] name`` and the platform, e.g. "main-telegram"."""
-    return f"{settings.bot.name}-{platform}"
-
-
-def make_platform(name: str, token: str, settings=None):
-    """The adapter for ``name``; the platform library is imported only for the one in use."""
-    if name == "web":  # no token: the web chat makes its own owner key (bot/webchat/platform.py)
-        from bot.webchat.platform import WebPlatform
-
-        return WebPlatform(settings)
-    if name == "discord":
-        from bot.discord_bot import DiscordBot
-
-        return DiscordBot(token)
-    from bot.telegram_bot import TelegramBot
-
-    return TelegramBot(token)
+        run_until_signal(lambda stop: serve_web(settings, url, stop=stop, on_started=started))
 
 
 def _run(settings, name: str) -> None:
     from bot.platform import guard_secret
+    from bot.runtime import make_platform, run_bot
     from doppel.redis_server import redis_url
 
     token = settings.token(name).get_secret_value()
     guard_secret(token)
     if not getattr(settings, name).owner_ids:
         click.echo(f"note: [{name}] owner_ids is empty, so nobody can use the /clone commands", err=True)
-    with redis_url(settings) as url:
-        asyncio.run(_serve(settings, url, make_platform(name, token)))
+    platform = make_platform(name, token)
 
-
-async def _serve(settings, url: str, platform) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     def started(core) -> None:
         who = f"@{platform.username}" if platform.username else platform.display_name
         click.echo(f"{platform.name} bot '{settings.bot.name}' is running as {who}; Ctrl-C stops it", err=True)
 
-    await run_bot(settings, url, platform, stop=stop, on_started=started)
-
-
-async def run_bot(settings, url: str, platform, *, stop: asyncio.Event, drain_s: float = 10.0,
-                  on_started=None, **core_options) -> None:
-    """Connect ``platform``, serve until ``stop`` is set, then shut down in order (tests use this too)."""
-    import redis.asyncio as aioredis
-
-    from bot.core import BotCore
-    from bot.relay_client import RelayClient
-
-    redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
-    core = None
-    try:
-        await platform.connect()
-        # One reply stream per platform process: "main-telegram" and "main-discord" can share a
-        # config and a Redis without taking each other's replies.
-        client = RelayClient.from_settings(redis, settings, bot=instance_name(settings, platform.name))
-        core = BotCore(platform, client, settings, redis_url=url, **core_options)
-        await core.start()
-        await platform.listen(core)
-        log.info("%s bot %r is listening (owner ids: %d)", platform.name, settings.bot.name, len(core.owner_ids))
-        if on_started is not None:
-            on_started(core)  # tests get the running core
-        await stop.wait()
-    finally:
-        # The core first, while the platform can still post what is queued; then the platform.
-        if core is not None:
-            with contextlib.suppress(Exception):
-                await core.stop(drain_s)
-        await platform.close()
-        await redis.aclose()
+    with redis_url(settings) as url:
+        run_until_signal(lambda stop: run_bot(settings, url, platform, stop=stop, on_started=started))
 
 
 @bot.command("openai")
@@ -191,12 +122,5 @@ def bot_openai(app, host: str | None, port: int | None) -> None:
         click.echo(f"OpenAI-compatible endpoint of bot '{settings.bot.name}' on http://{shown}:{server.port}/v1"
                    f"{auth}; Ctrl-C stops it", err=True)
 
-    async def main(url: str) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, url, host=host, port=port, stop=stop, on_started=started)
-
     with redis_url(settings) as url:
-        asyncio.run(main(url))
+        run_until_signal(lambda stop: serve(settings, url, host=host, port=port, stop=stop, on_started=started))

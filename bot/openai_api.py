@@ -46,6 +46,7 @@ from doppel import history
 from doppel.errors import ConfigError
 from doppel.history import HistoryOptions
 from doppel.prompt import Turn
+from doppel.redis_client import async_client
 from doppel.relay import Reply, Request
 
 log = logging.getLogger(__name__)
@@ -321,11 +322,9 @@ def _created(root: Path, name: str, versions: list[int]) -> dict[int, int]:
 async def serve(settings, url: str, *, host: str | None = None, port: int | None = None,
                 stop: asyncio.Event, on_started: Callable[[OpenAIServer], None] | None = None) -> None:
     """Run the endpoint until ``stop`` is set (``doppel bot openai``; tests use it too)."""
-    import redis.asyncio as aioredis
-
     key = os.environ.get(KEY_ENV, "").strip() or None
     check_exposure(host or settings.openai.host, key)
-    redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
+    redis = async_client(url)
     server = OpenAIServer(settings, redis, key=key)
     try:
         await server.start(host, port)

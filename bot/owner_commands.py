@@ -133,9 +133,9 @@ class Commands:
         if self._sync_redis is None:
             if not self.redis_url:
                 raise DoppelError("no Redis URL was given to the bot's commands")
-            import redis as redis_lib
+            from doppel.redis_client import sync_client
 
-            self._sync_redis = redis_lib.Redis.from_url(self.redis_url, decode_responses=True)
+            self._sync_redis = sync_client(self.redis_url)
         return self._sync_redis
 
     def _registry(self):

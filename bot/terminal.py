@@ -129,7 +129,7 @@ def _settle_future(future: asyncio.Future, line: str | None, error: BaseExceptio
 async def chat(settings, url: str, console: Console, *, reply_timeout_s: float = 120.0,
                user: str | None = None) -> int:
     """Run the chat until EOF (Ctrl-D); returns how many messages got no reply in time."""
-    from bot.cli import run_bot
+    from bot.runtime import run_bot
 
     user = user or getpass.getuser()
     interactive = sys.stdin.isatty()

@@ -98,12 +98,12 @@ def _model_resolver():
 
 def _run_chat(settings: Settings, *, timeout_s: float) -> None:
     from bot.terminal import chat
+    from doppel.redis_client import async_client
     from doppel.redis_server import redis_url
-    from inference.serve import async_redis
 
     with redis_url(settings) as url:
         async def main() -> int:
-            redis = async_redis(url)
+            redis = async_client(url)
             try:
                 if not await _live_workers(redis, settings):
                     err_console.print("[yellow]no worker is running: start one with `doppel worker run`[/]")
@@ -173,9 +173,8 @@ def demo(app: AppContext, chat_ui: str, no_train: bool, retrain: bool, engine: s
 @pass_app
 def status(app: AppContext, as_json: bool, require: tuple[str, ...], this_host: bool) -> None:
     """Workers, bots, queue depth and pending requests, read from Redis."""
-    import redis as redis_lib
-
     from doppel.health import read_status
+    from doppel.redis_client import sync_client
     from doppel.redis_server import ping, socket_path_for
     from doppel.relay import Keys
 
@@ -184,7 +183,7 @@ def status(app: AppContext, as_json: bool, require: tuple[str, ...], this_host: 
     if not ping(url, timeout_s=settings.redis.connect_timeout_s):
         where = "the configured Redis" if settings.redis.url else f"the embedded Redis (data dir {settings.data_dir})"
         raise RedisUnavailable(f"{where} is not running; start a worker (`doppel worker run`) or `doppel demo`")
-    client = redis_lib.Redis.from_url(url, decode_responses=True)
+    client = sync_client(url)
     try:
         report = read_status(client, Keys(settings.redis.prefix))
     finally:

@@ -314,9 +314,9 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
     terminal messages got no reply in time."""
     import asyncio
     import contextlib
-    import signal
 
     from bot.terminal import chat
+    from doppel.runtime import on_stop_signals
     from inference.serve import build_worker
     from training.offline_models import resolve_base_model
 
@@ -324,8 +324,7 @@ async def serve(settings, url: str, console: Console, *, web: bool = True, termi
     if stop is None:
         stop = asyncio.Event()
         if terminal is None:  # a terminal chat ends with Ctrl-D; Ctrl-C there interrupts input()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
+            on_stop_signals(stop.set)
     worker = build_worker(settings, url, resolve_model=resolve_base_model)
     worker_task = asyncio.create_task(worker.run(), name="demo:worker")
     tasks = []

@@ -56,7 +56,9 @@ def socket_path_for(data_dir: Path) -> Path:
 def ping(url: str, timeout_s: float = 0.5) -> bool:
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    from doppel.redis_client import sync_client
+
+    client = sync_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         return bool(client.ping())
     except (redis.exceptions.RedisError, OSError):

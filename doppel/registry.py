@@ -217,13 +217,12 @@ class Registry:
 @contextlib.contextmanager
 def open_registry(settings) -> Iterator[Registry]:
     """The registry of these settings (adapters root, Redis, key prefix), closed after use."""
-    import redis as redis_lib
-
+    from doppel.redis_client import sync_client
     from doppel.redis_server import redis_url
     from doppel.relay import Keys
 
     with redis_url(settings) as url:
-        client = redis_lib.Redis.from_url(url, decode_responses=True)
+        client = sync_client(url)
         try:
             yield Registry(settings.adapters_root(), client, Keys(settings.redis.prefix))
         finally:

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from doppel.errors import ConfigError
+from doppel.redis_client import async_client
 from doppel.redis_server import redis_url
 from doppel.relay import Keys
+from doppel.runtime import on_stop_signals
 from inference.engine import EchoEngine, Engine
 from inference.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
-
-
-def async_redis(url: str):
-    import redis.asyncio as aioredis
-
-    # Health checks make a client notice a restarted server on its next command, not on a hang.
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10)
 
 
 def create_engine(settings, redis=None, resolve_model=None) -> Engine:
@@ -42,15 +36,13 @@ def create_engine(settings, redis=None, resolve_model=None) -> Engine:
 
 def build_worker(settings, url: str, *, resolve_model=None, **overrides) -> Worker:
     """A worker on ``url``; ``resolve_model`` turns ``[model] base`` into a directory (see ``create_engine``)."""
-    redis = async_redis(url)
+    redis = async_client(url)
     engine = create_engine(settings, redis, resolve_model)
     return Worker(redis, engine, Keys(settings.redis.prefix), WorkerOptions.from_settings(settings, **overrides))
 
 
 async def _serve(worker: Worker, burst: bool) -> int:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, worker.stop)
+    on_stop_signals(worker.stop)
     try:
         return await worker.run(burst=burst)
     finally:

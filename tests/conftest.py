@@ -15,10 +15,10 @@ import redis as redis_lib
 
 from bot.relay_client import RelayClient
 from doppel.config import settings_from_dict
+from doppel.redis_client import async_client
 from doppel.redis_server import RedisServer, find_binary
 from doppel.relay import Keys, Request
 from inference.engine import EchoEngine
-from inference.serve import async_redis
 from inference.worker import Worker, WorkerOptions
 
 # Nothing in the tests may reach a model hub.
@@ -73,7 +73,7 @@ def sync_redis(redis_url):
 
 @pytest.fixture
 async def aredis(redis_url):
-    client = async_redis(redis_url)
+    client = async_client(redis_url)
     yield client
     await client.aclose()
 
@@ -108,7 +108,7 @@ def make_worker(keys):
     clients = []
 
     def make(url: str, engine=None, **options) -> Worker:
-        client = async_redis(url)
+        client = async_client(url)
         clients.append(client)
         values = dict(name="w1", read_block_ms=50, reclaim_interval_s=0.2, heartbeat_interval_s=0.2,
                       heartbeat_ttl_s=1.0, shutdown_grace_s=5.0)
@@ -127,7 +127,7 @@ def make_client(keys):
     def make(url: str, bot: str = "b1", **options) -> RelayClient:
         values = dict(order_wait_s=5.0, heartbeat_interval_s=0.2, heartbeat_ttl_s=1.0, read_block_ms=50)
         values.update(options)
-        return RelayClient(async_redis(url), keys, bot, **values)
+        return RelayClient(async_client(url), keys, bot, **values)
 
     return make
 

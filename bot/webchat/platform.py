@@ -329,7 +329,7 @@ async def serve_web(settings, url: str, *, stop: asyncio.Event, on_started: Call
                     drain_s: float = 10.0, **core_options) -> None:
     """Run the web chat on Redis ``url`` until ``stop`` is set; ``on_started(platform)`` once it
     listens (``platform.url``, ``platform.owner_url``, ``platform.core``)."""
-    from bot.cli import run_bot
+    from bot.runtime import run_bot
 
     platform = WebPlatform(settings)
     await run_bot(settings, url, platform, stop=stop, drain_s=drain_s, commander_ids=platform.commander_ids,

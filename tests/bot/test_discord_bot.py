@@ -17,9 +17,9 @@ pytest.importorskip("discord")
 from bot_helpers import FAST_BOT, eventually, running
 from fakes.discord_api import FakeDiscord
 
-from bot.cli import run_bot
 from bot.discord_bot import DiscordBot
 from bot.platform import RateLimit
+from bot.runtime import run_bot
 from doppel.history import load
 from inference.engine import EchoEngine
 

@@ -93,9 +93,9 @@ class Author(Modelless):
 
 @contextlib.asynccontextmanager
 async def endpoint(settings, *, key=None):
-    from inference.serve import async_redis
+    from doppel.redis_client import async_client
 
-    redis = async_redis(settings.redis.url)
+    redis = async_client(settings.redis.url)
     server = OpenAIServer(settings, redis, key=key)
     port = await server.start(port=0)
     url = f"http://127.0.0.1:{port}/v1"

@@ -17,9 +17,9 @@ import time
 import pytest
 from bot_helpers import eventually
 
+from doppel.redis_client import async_client
 from doppel.relay import BadMessage, Reply, Request
 from inference.engine import EchoEngine
-from inference.serve import async_redis
 
 
 class Crash(BaseException):
@@ -582,7 +582,7 @@ async def test_delivery_goes_on_across_a_redis_restart_with_a_reply_held(make_re
     r1, r2 = make_request("1"), make_request("2")
     await client.submit(r1)
     await client.submit(r2)
-    probe = async_redis(server.url)
+    probe = async_client(server.url)
     post = Recorder()
     try:
         async with delivering(client, post):
@@ -605,7 +605,7 @@ async def test_requests_accepted_before_a_redis_restart_are_answered_after_it(
     server = make_redis_server()
     client = await clients(server.url)
     post = Recorder()
-    probe = async_redis(server.url)
+    probe = async_client(server.url)
     try:
         async with delivering(client, post):
             before = await client.submit(make_request("before", channel="test:a"))

@@ -18,8 +18,8 @@ pytest.importorskip("telegram")
 from bot_helpers import FAST_BOT, eventually, running
 from fakes.telegram_api import FakeTelegram
 
-from bot.cli import run_bot
 from bot.platform import RateLimit
+from bot.runtime import run_bot
 from bot.telegram_bot import TelegramBot
 from doppel.history import load
 from inference.engine import EchoEngine

@@ -38,11 +38,11 @@ from pathlib import Path
 import pytest
 
 from bot.relay_client import RelayClient
+from doppel.redis_client import async_client
 from doppel.registry import Card, Registry
 from doppel.relay import Keys, Reply
 from inference.backends.base import LoadedAdapter, Sampling
 from inference.chat_engine import ChatEngine, ChatOptions
-from inference.serve import async_redis
 from inference.shards import plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,7 +204,7 @@ async def _run_load(client, make_request, bot: str, *, seed: int, on_progress=No
 def _client(redis_url: str, keys: Keys, shards: int = SHARDS) -> RelayClient:
     # order_wait_s well past the run: a reply posted early because its predecessor "timed out"
     # would hide an ordering bug instead of failing the test.
-    return RelayClient(async_redis(redis_url), keys, "b1", order_wait_s=60.0, heartbeat_interval_s=0.2,
+    return RelayClient(async_client(redis_url), keys, "b1", order_wait_s=60.0, heartbeat_interval_s=0.2,
                        heartbeat_ttl_s=1.0, read_block_ms=50, shards=shards)
 
 
@@ -399,7 +399,7 @@ async def test_a_publish_reaches_all_three_workers(tmp_path, redis_url, sync_red
     weights.mkdir()
     (weights / "adapter_config.json").write_text("{}")
     models = [StandInModel() for _ in range(3)]
-    workers = [make_worker(redis_url, ChatEngine(async_redis(redis_url), keys, model, registry.root, ChatOptions()),
+    workers = [make_worker(redis_url, ChatEngine(async_client(redis_url), keys, model, registry.root, ChatOptions()),
                            name=f"w{index}", concurrency=4)
                for index, model in enumerate(models)]
     client = make_client(redis_url, "b1", order_wait_s=30.0)

@@ -11,7 +11,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.serve import async_redis
+from doppel.redis_client import async_client
 from inference.shards import ShardLeases, plan
 
 
@@ -36,7 +36,7 @@ class Workers:
     """Lease managers on one Redis, each with a heartbeat key while it is "alive"."""
 
     def __init__(self, redis_url: str, keys, shards: int = 8, ttl_s: float = 5.0):
-        self.redis = async_redis(redis_url)
+        self.redis = async_client(redis_url)
         self.keys, self.shards, self.ttl_s = keys, shards, ttl_s
         self.leases: dict[str, ShardLeases] = {}
 

@@ -179,9 +179,9 @@ async def test_worker_survives_a_redis_restart(make_redis_server, keys, make_wor
     server = make_redis_server()
     worker = make_worker(server.url)
     task = asyncio.create_task(worker.run())
-    from inference.serve import async_redis
+    from doppel.redis_client import async_client
 
-    client = async_redis(server.url)
+    client = async_client(server.url)
     await queue(client, keys, [make_request("before")])
     for _ in range(200):
         if worker.processed == 1:

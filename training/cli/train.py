@@ -323,14 +323,13 @@ def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, sa
 @click.pass_obj
 def adapters_jobs(obj, burst: bool) -> None:
     """Run the jobs owners queue from chats (/clone blend ... as NAME) and answer in that chat."""
-    import redis as redis_lib
-
+    from doppel.redis_client import sync_client
     from doppel.redis_server import redis_url
     from training.adapters.jobs import run_jobs
 
     settings = _settings(obj)
     with redis_url(settings) as url:
-        client = redis_lib.Redis.from_url(url, decode_responses=True)
+        client = sync_client(url)
         try:
             done = run_jobs(settings, client, burst=burst)
         except KeyboardInterrupt:
