@@ -73,8 +73,8 @@ def bot_web(app, port: int | None, no_friends: bool) -> None:
 
 
 def _run(settings, name: str) -> None:
-    from bot.platform import guard_secret
     from bot.runtime import make_platform, run_bot
+    from doppel.logs import guard_secret
     from doppel.redis_server import redis_url
 
     token = settings.token(name).get_secret_value()
@@ -106,7 +106,7 @@ def bot_openai(app, host: str | None, port: int | None) -> None:
     import os
 
     from bot.openai_api import KEY_ENV, check_exposure, serve
-    from bot.platform import guard_secret
+    from doppel.logs import guard_secret
     from doppel.redis_server import redis_url
 
     settings = app.settings

@@ -26,8 +26,9 @@ import discord
 from discord import app_commands
 
 from bot.pacing import split_message
-from bot.platform import CommandSpec, Incoming, Platform, RateLimit, SendFailed, guard_secret
+from bot.platform import CommandSpec, Incoming, Platform, RateLimit, SendFailed
 from doppel.errors import ConfigError
+from doppel.logs import guard_secret
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken
 from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
 
-from bot.platform import CommandSpec, Incoming, Platform, RateLimit, SendFailed, guard_secret
+from bot.platform import CommandSpec, Incoming, Platform, RateLimit, SendFailed
 from doppel.errors import ConfigError
+from doppel.logs import guard_secret
 
 log = logging.getLogger(__name__)
 

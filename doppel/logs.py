@@ -4,27 +4,71 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 
 from doppel.config import REDIS_URL_ENV, TOKEN_ENV
 
 
 class SecretMask(logging.Filter):
-    """Replaces each known secret value with ``***`` in the final message of a record."""
+    """Replaces each known secret value (six characters or more) with ``***`` in log records.
 
-    def __init__(self, secrets: list[str]):
+    As a handler's filter it covers that handler. ``guard_secret`` puts the process's one mask into
+    the log record factory instead, which covers every logger and every handler, tracebacks
+    included: handlers' filters only see their own records, and libraries log request URLs that
+    contain a token (python-telegram-bot's base URL, httpx's request lines).
+    """
+
+    def __init__(self, secrets: list[str] | tuple[str, ...] = ()):
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        if len(secret) >= 6 and secret not in self.secrets:
+            self.secrets.append(secret)
+            self.secrets.sort(key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
-        message = record.getMessage()
-        masked = message
-        for secret in self.secrets:
-            masked = masked.replace(secret, "***")
+        try:
+            message = record.getMessage()
+        except Exception:  # boundary: a broken format string is the logging module's to report
+            return True
+        masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            if self.mask(text) != text:  # formatters print exc_text when there is no exc_info
+                record.exc_text, record.exc_info = self.mask(text), None
         return True
+
+
+# The process's mask, in the log record factory once the first secret is guarded.
+_PROCESS_MASK = SecretMask()
+
+
+def guard_secret(secret: str) -> None:
+    """Mask ``secret`` in every log record of this process from now on (tokens, keys, Redis URLs)."""
+    _PROCESS_MASK.add(secret)
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "masks_secrets", False):
+        return
+
+    def masking_factory(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        _PROCESS_MASK.filter(record)
+        return record
+
+    masking_factory.masks_secrets = True
+    logging.setLogRecordFactory(masking_factory)
 
 
 def secrets_from_env(env: dict[str, str] | None = None) -> list[str]:
@@ -37,7 +81,8 @@ def setup_logging(verbose: int = 0, env: dict[str, str] | None = None) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(SecretMask(secrets_from_env(env)))
+    for secret in secrets_from_env(env):
+        guard_secret(secret)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -42,9 +42,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.platform import CommandSpec, Incoming, Platform, SendFailed, guard_secret
+from bot.platform import CommandSpec, Incoming, Platform, SendFailed
 from bot.triggers import owner_name
 from doppel.errors import ConfigError, InputError
+from doppel.logs import guard_secret
 
 log = logging.getLogger(__name__)
 

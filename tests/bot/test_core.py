@@ -323,7 +323,7 @@ async def test_commands_are_registered_at_start(make_core):
 
 
 def test_log_records_mask_a_guarded_secret(caplog):
-    from bot.platform import guard_secret
+    from doppel.logs import guard_secret
 
     guard_secret("tok-abcdef-123456")
     logger = logging.getLogger("some.library")
