@@ -14,14 +14,10 @@ one cooldown, one reply order.
 from __future__ import annotations
 
 import logging
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bot.core import BotCore
+from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +67,21 @@ class SendFailed(Exception):
     """A send the platform refused for good (no such chat, bot removed): retrying cannot help."""
 
 
+
+class CommandRunner(Protocol):
+    """Runs an owner command picked from a platform's command menu (``bot/owner_commands.py``)."""
+
+    async def run(self, event: Incoming, name: str, args: str) -> str | None: ...
+
+
+class Receiver(Protocol):
+    """What an adapter feeds its events to: ``BotCore`` (``bot/core.py``) is the one implementation."""
+
+    commands: CommandRunner
+
+    async def handle(self, event: Incoming) -> None: ...
+
+
 class Platform(ABC):
     """A chat platform as the core needs it. Subclasses set the class attributes and implement
     the three coroutines; everything else has a sensible default."""
@@ -102,7 +113,7 @@ class Platform(ABC):
         """Log in and learn who the bot is (fills ``username`` and ``display_name``)."""
 
     @abstractmethod
-    async def listen(self, core: BotCore) -> None:
+    async def listen(self, core: Receiver) -> None:
         """Start passing messages to ``core.handle`` (and app commands to ``core.commands``);
         returns once listening."""
 
@@ -127,57 +138,3 @@ class Platform(ABC):
     @abstractmethod
     async def register_commands(self, commands: Sequence[CommandSpec]) -> None:
         """Make the owner commands autocomplete in the platform's UI (once, at start)."""
-
-
-@dataclass
-class SecretGuard:
-    """Keeps one secret (a bot token) out of every log record of this process.
-
-    Handlers' filters only see records of their own handler, and libraries log request URLs that
-    contain the token (python-telegram-bot's base URL, httpx's request lines). Masking in the log
-    record factory covers every logger and every handler, tracebacks included.
-    """
-
-    secrets: list[str] = field(default_factory=list)
-    _installed: bool = False
-
-    def add(self, secret: str) -> None:
-        if len(secret) >= 6 and secret not in self.secrets:
-            self.secrets.append(secret)
-            self.secrets.sort(key=len, reverse=True)
-        if not self._installed:
-            self._install()
-
-    def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _install(self) -> None:
-        previous = logging.getLogRecordFactory()
-
-        def factory(*args, **kwargs) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            try:
-                message = record.getMessage()
-            except Exception:  # boundary: a broken format string is the logging module's to report
-                return record
-            masked = self.mask(message)
-            if masked != message:
-                record.msg, record.args = masked, None
-            if record.exc_info and record.exc_info[0] is not None:
-                text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-                if self.mask(text) != text:  # formatters print exc_text when there is no exc_info
-                    record.exc_text, record.exc_info = self.mask(text), None
-            return record
-
-        logging.setLogRecordFactory(factory)
-        self._installed = True
-
-
-_guard = SecretGuard()
-
-
-def guard_secret(secret: str) -> None:
-    """Mask ``secret`` in every log record from now on (adapters call this with their token)."""
-    _guard.add(secret)
