@@ -71,7 +71,7 @@ class BotCore:
         self.allowed_chats = frozenset(section.chats if section is not None else ())
         self.triggers = Triggers(TriggerOptions.from_settings(settings), rng=rng)
         self.pacing = pacing or PacingOptions.from_settings(settings)
-        self.history = history or history_options(settings)
+        self.history = history or HistoryOptions.from_settings(settings)
         self.started_at = time.time() if started_at is None else started_at
         bot = settings.bot
         owner = owner_name(settings) or platform.display_name or "the owner"
@@ -263,15 +263,6 @@ class BotCore:
                 return True
             await asyncio.sleep(0.02)
         return self.idle
-
-
-def history_options(settings) -> HistoryOptions:
-    """The history limits from ``[history]`` (shared with the worker), or the module's defaults."""
-    section = getattr(settings, "history", None)
-    if section is None:
-        return HistoryOptions()
-    return HistoryOptions(max_stored=section.max_stored, ttl_s=section.ttl_s, max_turns=section.max_turns,
-                          token_budget=section.max_prompt_tokens, chunk_turns=section.chunk_turns)
 
 
 def _number(value: str | None) -> float | None:

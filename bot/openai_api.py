@@ -86,8 +86,7 @@ class OpenAIServer:
         self.key = key or None
         self.owner = owner_name(settings) or "me"
         # Ephemeral channels outlive a request only by accident (a crash): let them expire soon.
-        self.history_options = HistoryOptions(max_stored=settings.history.max_stored,
-                                              ttl_s=int(self.options.timeout_s) + 3600)
+        self.history_options = HistoryOptions.from_settings(settings, ttl_s=int(self.options.timeout_s) + 3600)
         self.channel_prefix = f"{PLATFORM}:{self.client.bot}:"
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._cleanups: set[asyncio.Task] = set()

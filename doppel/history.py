@@ -42,6 +42,15 @@ class HistoryOptions:
     token_budget: int = 1500         # tokens of history in one prompt, at most
     chunk_turns: int = 20            # the window's start moves in steps of this many turns
 
+    @classmethod
+    def from_settings(cls, settings, **changes) -> HistoryOptions:
+        """The limits of ``[history]`` (shared by the bots and the worker), or the defaults."""
+        section = getattr(settings, "history", None)
+        if section is None:
+            return cls(**changes)
+        return cls(**{"max_stored": section.max_stored, "ttl_s": section.ttl_s, "max_turns": section.max_turns,
+                      "token_budget": section.max_prompt_tokens, "chunk_turns": section.chunk_turns, **changes})
+
 
 def seq_key(keys: Keys, channel: str) -> str:
     return keys.history(channel) + ":seq"

@@ -162,13 +162,9 @@ def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = mod
         from inference.backends.hf import HFEngine
 
         model = HFEngine(base, dtype=m.dtype, device=m.device, max_model_len=m.max_model_len)
-    s, h = settings.sampling, settings.history
     options = ChatOptions(
         owner=settings.data.owner_name or "me", persona=settings.data.persona or DEFAULT_PERSONA,
-        sampling=Sampling(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-                          repetition_penalty=s.repetition_penalty, presence_penalty=s.presence_penalty),
-        history=HistoryOptions(max_stored=h.max_stored, ttl_s=h.ttl_s, max_turns=h.max_turns,
-                               token_budget=h.max_prompt_tokens, chunk_turns=h.chunk_turns),
+        sampling=Sampling.from_settings(settings), history=HistoryOptions.from_settings(settings),
     )
     return ChatEngine(redis, Keys(settings.redis.prefix), model, settings.adapters_root(), options,
                       max_loaded_adapters=m.max_cpu_loras)

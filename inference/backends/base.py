@@ -23,6 +23,13 @@ class Sampling:
     presence_penalty: float = 0.0
     seed: int | None = None
 
+    @classmethod
+    def from_settings(cls, settings) -> Sampling:
+        """What the worker serves with: ``[sampling]``."""
+        s = settings.sampling
+        return cls(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+                   repetition_penalty=s.repetition_penalty, presence_penalty=s.presence_penalty)
+
     def with_overrides(self, overrides: dict) -> Sampling:
         """Apply owner overrides (strings from a Redis hash); unknown or bad values are ignored."""
         values = {}
