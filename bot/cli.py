@@ -7,6 +7,9 @@ Each platform runs in its own process under its own relay name (``[bot] name`` p
 e.g. ``main-telegram``), so both can run from one config. SIGINT/SIGTERM stop it cleanly:
 replies already queued are posted (up to ``drain_s``), and replies the worker writes meanwhile
 wait in the bot's reply stream for the next start.
+
+Tested through real processes: ``tests/bot/webchat/test_platform.py`` (``bot web``),
+``tests/bot/test_openai_api.py`` (``bot openai``), ``tests/deploy/test_deploy.py`` (``bot check``).
 """
 
 from __future__ import annotations

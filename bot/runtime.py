@@ -2,7 +2,8 @@
 relay through the shared core, serves until told to stop and shuts down in order.
 
 The click commands (``bot/cli.py``), the terminal chat and the web chat all start bots through here;
-so do the tests, against fake platforms.
+so do the tests, against fake platforms: ``tests/bot/test_discord_bot.py`` and
+``tests/bot/test_telegram_bot.py`` (start, serve, ordered shutdown).
 """
 
 from __future__ import annotations
