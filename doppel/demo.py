@@ -12,7 +12,8 @@ before it, so new data retrains and a new preset retrains, but a second start se
     publish  the adapter in the demo's own registry, as the default route
 
 Everything lives under ``<data_dir>/demo`` (its own embedded Redis, registry and runs), so the
-demo never touches a real owner's data or routes. Serving is ``doppel.demo_serve``.
+demo never touches a real owner's data or routes. Serving (``serve`` below) runs a worker and the
+web and/or terminal chat in this process, on that Redis.
 """
 
 from __future__ import annotations

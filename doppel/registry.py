@@ -5,8 +5,10 @@ and ``card.json``. A version is never rewritten: publishing again makes ``v<N+1>
 never reloads different weights under a name it already served (vLLM issue 42125).
 
 In Redis (keys from ``doppel.relay.Keys``): the index (name -> versions), the default route, the
-per-channel routes and the route history for rollback. Every change appends an event to the
-registry event stream, which workers follow to swap adapters without a restart.
+per-channel routes and the route history for rollback. Workers read a channel's route with each
+request (``inference/chat_engine.py``), so a change takes effect for the next request without a
+restart; every change also appends an event to the registry event stream, which the web chat's
+adapter panel follows (``bot/webchat/panel.py``).
 
 Routes name an adapter as ``name`` (its latest version at the time of routing is pinned:
 ``name@v3``) so that a later publish of the same name only takes effect through ``use``.

@@ -160,7 +160,7 @@ class Keys:
 
     @property
     def registry_events(self) -> str:
-        """Stream of registry changes (publish, use, rollback, remove) that workers follow."""
+        """Stream of registry changes (publish, use, rollback, remove); the web chat's panel follows it."""
         return f"{self.prefix}:registry:events"
 
     # -- jobs the owner queues from a chat (blend, ...) --------------------------------------------

@@ -2,7 +2,7 @@
 
 Routes::
 
-    GET /                           the page (bot/web/index.html; app.js and style.css under /static/)
+    GET /                           the page (bot/webchat/static/index.html; app.js and style.css under /static/)
     GET /ws                         the chat socket (below)
     GET /api/adapter?channel=KEY    the panel: active adapter, card, eval scores (bot/webchat/panel.py)
     GET /api/adapter/chart?ref=R    the likeness chart (eval.png) of adapter version R
