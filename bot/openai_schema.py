@@ -10,6 +10,9 @@ adapter and ``[data] persona``), so a client's system message does not change it
 Every refusal is an ``ApiError`` that renders as OpenAI's error JSON,
 ``{"error": {"message", "type", "param", "code"}}``, with the HTTP status a client expects.
 Imports nothing heavy: it runs in the bot process.
+
+Tested in ``tests/bot/test_openai_api.py`` (request validation, OpenAI error bodies, ignored parameters,
+history turns and sampling overrides).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ and a failed send is retried with backoff: limits and errors delay messages, nev
 
 Typing shows while a channel has requests waiting for the worker (``expect``/``done``) and while
 a multi-part reply is being posted, refreshed before the platform lets it expire.
+
+Tested in ``tests/bot/test_core.py`` (splitting, pauses, rate windows, typing, retried sends).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Channel keys are platform-scoped strings the adapter builds and parses itself
 (``telegram:-1001234:7`` for topic 7 of a supergroup, ``discord:1234`` for a channel, thread or
 DM). The core treats them as opaque, except that each is one conversation: one history list,
 one cooldown, one reply order.
+
+Tested through its implementations: ``tests/bot/test_core.py`` (``MemoryPlatform`` in ``tests/bot_helpers.py``,
+refused sends), ``tests/bot/test_telegram_bot.py`` and ``tests/bot/test_discord_bot.py`` (events, rate limits).
 """
 
 from __future__ import annotations

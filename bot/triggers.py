@@ -11,6 +11,8 @@ clone or replies to it is talking to it and gets an answer, subject to the per-u
 which bounds how much any one person can make the worker do.
 
 Bots (this one included), edits and commands never get here: ``BotCore.handle`` filters them.
+
+Tested in ``tests/bot/test_core.py`` (rule order, the seeded coin, cooldown, per-user rate limit).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 An engine turns one request into the parts of a reply. The echo engine needs no model: it
 returns a deterministic transform of the request, so the relay can be tested and measured alone.
 Model-backed engines (vLLM, transformers+peft) implement the same three methods.
+
+Tested in ``tests/inference/test_worker.py`` (the echo engine behind the worker: one part per burst
+segment, ``delay_ms``).
 """
 
 from __future__ import annotations

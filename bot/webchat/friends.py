@@ -10,6 +10,9 @@ A script is scenes of ``Name: line`` lines, separated by blank lines (``#`` star
 bounded (``[web] friends_max_messages``) and deterministic for a seed: scene order and the gaps
 (``friend_interval_s`` jittered between half and one and a half times) come from
 ``random.Random(seed)``, so a test or a demo replays the same evening every time.
+
+Tested in ``tests/bot/webchat/test_platform.py`` (lines recorded and triggering the clone, the seeded
+bounded schedule, bad scripts) and ``tests/bot/webchat/test_browser.py`` (the friends in a browser).
 """
 
 from __future__ import annotations

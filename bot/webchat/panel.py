@@ -6,6 +6,9 @@ Reads what ``/clone status`` reads: the channel's route, else the default route 
 chart ``doppel eval`` draws, is kept in the published version's directory
 (``training/adapters/publish.py``), so the page shows it from there. ``watch`` follows the registry's
 event stream, so the page refreshes the moment an adapter is published, routed or rolled back.
+
+Tested in ``tests/bot/webchat/test_platform.py`` (route, card, scores and chart following the registry) and
+``tests/bot/webchat/test_browser.py`` (the panel in a real browser).
 """
 
 from __future__ import annotations

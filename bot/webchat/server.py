@@ -18,6 +18,9 @@ others. The server pushes ``message``, ``typing`` and ``adapter`` (the registry 
 Pages are only served to this machine's own origin: a request whose ``Origin`` is another site,
 or (without ``[web] allow_remote``) whose ``Host`` is not a loopback name (DNS rebinding), is
 refused. Static files carry a Content-Security-Policy that allows nothing from elsewhere.
+
+Tested in ``tests/bot/webchat/test_platform.py`` (the socket protocol, the panel API, refused origins
+and hosts) and ``tests/bot/webchat/test_browser.py`` (the page in a real browser).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Two implementations: ``hf.HFEngine`` (transformers + peft, anywhere) and
 ``vllm.VLLMEngine`` (vLLM's async engine with LoRA, continuous batching). For the same
 adapter and greedy sampling they return the same text. Both apply the base model's chat template
 to the messages from ``doppel.prompt.build_messages``, exactly as training does.
+
+Tested in ``tests/inference/backends/test_hf.py`` and ``tests/inference/backends/test_vllm.py`` (the
+``ModelEngine`` contract: adapters in and out, greedy replies) and
+``tests/inference/test_chat_engine.py`` (``Sampling.with_overrides``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doppel.pii import PLACEHOLDER, Scrubber, cn_id_ok, iban_ok, luhn_ok
+from doppel.pii import Scrubber
+from doppel.pii.placeholders import PLACEHOLDER
+from doppel.pii.validators import cn_id_ok, iban_ok, luhn_ok
 from training.cli.build import pii_eval_cmd
 from training.pii_eval.evalset import generate, read
 from training.pii_eval.fakes import card, cn_id, cn_mobile, email, iban

@@ -4,6 +4,9 @@ evaluation from the command line. Attach both to the ``data`` group (``data.add_
 Defaults come from the ``[data]`` section of doppel.toml; every option overrides its key for
 one run. Imports of the pipeline are deferred to the command bodies so ``doppel --help`` stays
 fast.
+
+Tested in ``tests/training/dataset/test_build.py`` (``build`` on a Telegram export, its failure reason)
+and ``tests/doppel/test_pii.py`` (``pii-eval``'s figures and its failure below target).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ JSONL, one file per source, plus ``import-summary.json``, and prints a table of 
 gave. Problems (a source where the owner never speaks, a file that failed) are printed, never
 hidden; the command fails when a file could not be read or when no source has the owner in it.
 Progress appears on stderr when the work takes more than a second.
+
+Tested in ``tests/training/importers/test_detect.py`` (``import``: outputs, summary, missing owner, bad
+files, dry run) and ``tests/training/importers/test_articles.py`` (``articles-to-qa``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from doppel.config import DataSettings
 from doppel.errors import InputError
-from doppel.pii import Finding, Scrubber, render
+from doppel.pii import Scrubber
+from doppel.pii.findings import Finding
+from doppel.pii.placeholders import render
 from doppel.prompt import DEFAULT_PERSONA, persona_prompt
 from training.dataset.clean import Blocklist, CleanOptions, CleanStats, clean
 from training.dataset.report import format_summary, make_report, write_report

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Protocol
 
 from doppel.errors import ConfigError
-from doppel.pii import Finding, render
+from doppel.pii.findings import Finding
+from doppel.pii.placeholders import render
 from doppel.prompt import Turn, build_messages, join_burst
 from training.dataset.sessions import Burst, Session
 from training.importers.messages import Message

@@ -4,6 +4,9 @@ Models wrap JSON in code fences, talk before and after it, leave trailing commas
 curly quotes, write Python's True/None, leave keys unquoted, put raw newlines inside strings, and
 stop mid-array when they run out of tokens. ``repair_json`` undoes each of these, in order of
 increasing intrusiveness, and raises ``ValueError`` when nothing parseable is left.
+
+Tested in ``tests/training/importers/test_articles.py`` (repairable and hopeless replies,
+``extract_pairs``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Telegram's full-account ``result.json`` and DiscordChatExporter files reach hund
 ``json.load`` would hold the whole text and every object at once. ``JsonStream`` walks the outer
 objects and arrays itself and hands each inner value to the C decoder (``raw_decode``), so memory
 is one record plus a read buffer, and speed stays close to ``json.load``.
+
+Tested through the importers: ``tests/training/importers/test_telegram.py`` (errors naming the
+line and record, a damaged tail), ``tests/training/importers/test_detect.py`` (bounded memory)
+and ``tests/training/importers/test_discord.py`` (truncated exports).
 """
 
 from __future__ import annotations

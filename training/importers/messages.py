@@ -2,6 +2,9 @@
 
 Importers read a real export format and yield ``Message`` objects; cleaning, session splitting,
 scrubbing and sample building only ever see this model. Timestamps are timezone-aware.
+
+Tested in ``tests/training/importers/test_detect.py`` (the JSONL round trip) and the format tests,
+e.g. ``tests/training/importers/test_telegram.py`` (each message's ``Kind``).
 """
 
 from __future__ import annotations

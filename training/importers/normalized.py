@@ -1,6 +1,9 @@
 """Doppel's own normalized JSONL: one ``Message.to_json`` per line, what ``doppel data import --out`` writes.
 
 Reading it back skips owner detection: whoever wrote the file already decided ownership.
+
+Tested in ``tests/training/importers/test_detect.py`` (round trip, a bad line named) and
+``tests/training/dataset/test_build.py`` (a build from normalized JSONL).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ two profiles into per-measure distances and one ``style_distance`` (0 = the same
 measure; each term is at most 1), which ``training.likeness.evaluate`` reports and ranks checkpoints by.
 
 Pure Python, no model: the bot side may profile text too.
+
+Tested in ``tests/training/likeness/test_evaluate.py`` (profile measures, AI-isms, top phrases,
+distances) and ``tests/training/sample_persona/test_synth.py`` (the sample persona's voice).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ One record per line: ``{"id", "lang", "text", "pii": [{"type", "start", "end", "
 "lookalikes": [{"kind", "start", "end", "value"}]}``.
 
 The values come from ``training.pii_eval.fakes``; ``training.pii_eval.score`` scores a scrubber on the set.
+
+Tested in ``tests/doppel/test_pii.py`` (the shipped set is what ``generate`` writes, a broken
+file named with its line).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ scrubbed phone number still leaks); a finding counts as correct when it overlaps
 of its type, so a look-alike scrubbed by mistake, or a value scrubbed as the wrong type, costs
 precision. recall = found / planted, precision = correct / findings. Targets (issue 3): recall
 >= 0.98, precision >= 0.95, on ``tests/fixtures/pii_eval.jsonl`` (``training.pii_eval.evalset``).
+
+Tested in ``tests/doppel/test_pii.py`` (the evaluation set meets the targets).
 """
 
 from __future__ import annotations

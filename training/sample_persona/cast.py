@@ -2,6 +2,9 @@
 the eight chats with their members, topics and share of the conversations.
 
 Data for ``training.sample_persona.synth``; the voices are rendered by ``training.sample_persona.voices``.
+
+Tested through ``training.sample_persona.synth`` in ``tests/training/sample_persona/test_synth.py``
+(every chat imported, DMs and groups, the friends' distinct voices).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ lines are written lower case without final punctuation, which is the voice.
 Ordinary lines carry no private data and nothing shaped like it (no long digit runs, no
 "<number> <word> drive"): the only findings in the export are the planted ones
 (``training.sample_persona.plant``), and the tests check that.
+
+Tested through ``training.sample_persona.synth`` in
+``tests/training/sample_persona/test_synth.py`` (only planted values are found, lines vary).
 """
 
 from __future__ import annotations

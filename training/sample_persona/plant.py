@@ -12,6 +12,9 @@ A slot in a line is ``{SLOT}`` (a value made by ``VALUES[SLOT]``) or ``{KIND=lit
 kind of a slot is the scrubber's type name (``doppel.pii.TYPES``) before the first ``_``.
 ``training.sample_persona.synth`` turns the episodes into sessions and records every value in
 ``planted_pii.json``.
+
+Tested through ``training.sample_persona.synth`` in ``tests/training/sample_persona/test_synth.py``
+(every scrubber type planted by Alex and friends, found exactly, never in the built files).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ rarely comes out the same way twice.
 The friends each keep one voice, so the clone has something to be told apart from:
 ``formal`` (full sentences, capitals, final punctuation), ``caps`` (ALL CAPS, "!!!"), ``terse``
 (two or three words and a full stop) and ``casual`` (ordinary texting with a signature tail).
+
+Tested in ``tests/training/sample_persona/test_synth.py`` (Alex's claimed voice and catchphrases,
+the friends' distinct voices).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ sample instead (causal, no mask), so a packed batch costs what its real tokens c
 
 It is registered with transformers' ``AttentionInterface`` under ``VARLEN`` and used for training
 only; rows without ``cu_seq_lens_q`` (padded batches, generation) fall through to plain SDPA.
+
+Tested in ``tests/training/sft/test_trainer.py`` (a packed row's logits equal each sample's alone).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@
 * ``PruneOptimizerStates`` keeps the optimizer state (3x the adapter's size) only in the two newest
   checkpoints, which are the ones ``--resume`` may need; older checkpoints keep their adapter
   weights, small, for ``doppel eval --checkpoints``.
+
+Tested in ``tests/training/sft/test_trainer.py`` (Ctrl-C stop and resume, ``train_log.jsonl``,
+optimizer state pruned to the two newest checkpoints).
 """
 
 from __future__ import annotations

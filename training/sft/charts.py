@@ -3,6 +3,8 @@
 matplotlib draws them when it is installed; otherwise Pillow (a transformers dependency) draws a
 plainer version, so a chart is always written where either exists. Each function returns ``None``
 when the file was written, or a one-line note saying why not.
+
+Tested in ``tests/training/likeness/test_evaluate.py`` (line and bar charts with and without matplotlib).
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@
   the classic padded batch, kept for the benchmark's comparison.
 
 Imports transformers only inside the collator factories.
+
+Tested in ``tests/training/sft/test_trainer.py`` (records, the held-out split, loss masking,
+trimming, packing).
 """
 
 from __future__ import annotations

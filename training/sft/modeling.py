@@ -5,6 +5,9 @@ command runs on both), resolves offline model names (``tiny``, ``smollm2``) to t
 directories, and turns a preset into a peft ``LoraConfig``. Base models load with
 ``use_cache=False`` while training: with a cache, transformers ignores the per-sample position
 ids of a packed batch and lets samples attend to each other.
+
+Tested in ``tests/training/sft/test_trainer.py`` (tokenizer and model loading, packed attention, QLoRA
+refused without a GPU) and ``tests/training/likeness/test_evaluate.py`` (loading an adapter).
 """
 
 from __future__ import annotations

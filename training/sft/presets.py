@@ -6,6 +6,9 @@ preset can start from another with ``extends = "name"``. ``--preset`` takes a na
 a ``.toml`` file; command-line options and ``--set key=value`` override single keys.
 
 Imports nothing heavy: ``doppel train presets`` lists them without loading torch.
+
+Tested in ``tests/training/sft/test_trainer.py`` (loading, ``extends``, overrides, validation) and
+``tests/training/cli/test_train.py`` (``doppel train presets``).
 """
 
 from __future__ import annotations

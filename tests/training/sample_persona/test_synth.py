@@ -10,7 +10,8 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from doppel.pii import TYPES, Scrubber
+from doppel.pii import Scrubber
+from doppel.pii.findings import TYPES
 from doppel.prompt import join_burst
 from training.dataset.build import BuildOptions, build_from_paths
 from training.dataset.clean import clean

@@ -1,0 +1,226 @@
+"""The ``Scrubber``: runs the detectors a text triggers, validates what they match, merges the
+overlaps and replaces every finding with its placeholder.
+
+Stateless, so one instance serves a whole dataset build or the worker's output redaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from doppel.pii.findings import TYPES, Finding, resolve
+from doppel.pii.patterns import (
+    CAPS_RUN,
+    CARD,
+    CARD_NOT_AFTER,
+    CN_ADDRESS,
+    CN_ADDRESS_HINT,
+    EMAIL,
+    EN_ADDRESS,
+    EN_ADDRESS_CAPS,
+    EN_ADDRESS_LOWER,
+    IBAN,
+    ID,
+    IP_NOT_AFTER,
+    IPV4,
+    NUMERIC_SECRET,
+    PHONE_PATTERNS,
+    SECRET_EN,
+    SECRET_STOPWORDS,
+    SECRET_ZH,
+    TOKEN_SHAPES,
+    TRIGGER,
+    URL,
+    URL_SECRET_KEY,
+    URL_TRAILING,
+    URL_USERINFO,
+)
+from doppel.pii.placeholders import render
+from doppel.pii.validators import card_issued, cn_id_ok, iban_ok, luhn_ok
+
+
+class Scrubber:
+    """Finds private values and replaces them with typed placeholders.
+
+    ``types`` limits what is looked for (default: all of ``TYPES``). Stateless and thread-safe:
+    one instance serves a whole build or the worker's output redaction.
+    """
+
+    def __init__(self, types: Iterable[str] = TYPES):
+        self.types = frozenset(types)
+        unknown = self.types - set(TYPES)
+        if unknown:
+            raise ValueError(f"unknown PII types {sorted(unknown)}; known: {', '.join(TYPES)}")
+
+    # -- finding ----------------------------------------------------------------------------------
+
+    def find(self, text: str) -> list[Finding]:
+        """Non-overlapping findings in ``text``, by position (overlaps merged: ``resolve``)."""
+        if not text or TRIGGER.search(text) is None:
+            return []
+        candidates: list[Finding] = []
+        has_digit = any(c.isdigit() for c in text)
+        wanted = self.types
+        if "URL" in wanted and ("://" in text or "www." in text.lower()):
+            candidates += self._urls(text)
+        if "EMAIL" in wanted and "@" in text:
+            candidates += [Finding("EMAIL", m.start(), m.end(), m.group()) for m in EMAIL.finditer(text)]
+        if "SECRET" in wanted:
+            candidates += self._secrets(text)
+        if has_digit:
+            if "ID" in wanted:
+                candidates += self._ids(text)
+            if "CARD" in wanted:
+                candidates += self._cards(text)
+            if "IBAN" in wanted:
+                candidates += self._ibans(text)
+            if "PHONE" in wanted:
+                candidates += self._phones(text)
+            if "IP" in wanted and "." in text:
+                candidates += self._ips(text)
+            if "ADDRESS" in wanted:
+                candidates += self._addresses(text)
+        if not candidates:
+            return []
+        return resolve(text, candidates)
+
+    def _urls(self, text: str) -> list[Finding]:
+        found = []
+        for match in URL.finditer(text):
+            url = match.group().rstrip(URL_TRAILING)
+            if URL_SECRET_KEY.search(url) or URL_USERINFO.match(url):
+                found.append(Finding("URL", match.start(), match.start() + len(url), url))
+        return found
+
+    def _secrets(self, text: str) -> list[Finding]:
+        found = [Finding("SECRET", m.start(), m.end(), m.group()) for m in TOKEN_SHAPES.finditer(text)]
+        for pattern in (SECRET_ZH, SECRET_EN):
+            # A rejected match ("PIN PIN") must not hide a keyword inside it ("PIN token=x"):
+            # search again from just after where it started, not from where it ended.
+            position = 0
+            while match := pattern.search(text, position):
+                # "!" and "?" stay: password rules make them common at the end of a secret.
+                value = match.group("value").rstrip(".,;:)]}'\"")
+                weak = pattern is SECRET_EN and match.group("weak") is not None
+                if len(value) < 3 or value.lower() in SECRET_STOPWORDS or \
+                        (weak and not _looks_secret(value, match.group("kw"))):
+                    position = match.start() + 1
+                    continue
+                start = match.start("value")
+                found.append(Finding("SECRET", start, start + len(value), value))
+                position = match.end()
+        return found
+
+    def _ids(self, text: str) -> list[Finding]:
+        found = []
+        for match in ID.finditer(text):
+            if cn_id_ok("".join(match.groups())):
+                found.append(Finding("ID", match.start(), match.end(), match.group()))
+        return found
+
+    def _cards(self, text: str) -> list[Finding]:
+        found = []
+        for match in CARD.finditer(text):
+            groups = [(match.start() + g.start(), match.start() + g.end()) for g in re.finditer(r"\d+", match.group())]
+            # A group longer than six digits is a number of its own (card groups are 4-6 long),
+            # so "+8613866604876 6236 6866 0487 6475 934" is a phone, then a card.
+            segment: list[tuple[int, int]] = []
+            for group in [*groups, None]:
+                if group is None or group[1] - group[0] > 6:
+                    found += self._cards_in(text, segment)
+                    if group is not None:
+                        found += self._cards_in(text, [group])
+                    segment = []
+                else:
+                    segment.append(group)
+        return found
+
+    @staticmethod
+    def _cards_in(text: str, groups: list[tuple[int, int]]) -> list[Finding]:
+        # From each group, the longest run of groups first, so a card followed by a year
+        # ("4111 1111 1111 1111 2025") is still found, and two cards in a row are two.
+        found, first = [], 0
+        while first < len(groups):
+            start = groups[first][0]
+            for last in range(len(groups), first, -1):
+                digits = "".join(text[s:e] for s, e in groups[first:last])
+                if not 13 <= len(digits) <= 19 or not (card_issued(digits) and luhn_ok(digits)):
+                    continue
+                # Shaped like a resident ID with a typo, or an order number by its label: no card.
+                if not (len(digits) == 18 and ID.fullmatch(digits)) and \
+                        not CARD_NOT_AFTER.search(text[max(0, start - 16):start]):
+                    found.append(Finding("CARD", start, groups[last - 1][1], text[start:groups[last - 1][1]]))
+                first = last - 1
+                break
+            first += 1
+        return found
+
+    @staticmethod
+    def _ibans(text: str) -> list[Finding]:
+        found = []
+        position = 0
+        while match := IBAN.search(text, position):
+            # The last groups may be the next words ("... 3201 pls", or a second IBAN): drop
+            # groups from the end until what is left is an IBAN, and look again right after it.
+            pieces = match.group().split(" ")
+            position = match.start() + 1
+            while pieces:
+                value = " ".join(pieces)
+                if iban_ok(value.replace(" ", "")):
+                    found.append(Finding("IBAN", match.start(), match.start() + len(value), value))
+                    position = match.start() + len(value)
+                    break
+                pieces.pop()
+        return found
+
+    def _phones(self, text: str) -> list[Finding]:
+        found = []
+        for pattern in PHONE_PATTERNS:
+            for match in pattern.finditer(text):
+                digits = sum(c.isdigit() for c in match.group())
+                if 7 <= digits <= 15:
+                    found.append(Finding("PHONE", match.start(), match.end(), match.group()))
+        return found
+
+    def _ips(self, text: str) -> list[Finding]:
+        found = []
+        for match in IPV4.finditer(text):
+            if not IP_NOT_AFTER.search(text[max(0, match.start() - 16):match.start()]):
+                found.append(Finding("IP", match.start(), match.end(), match.group()))
+        return found
+
+    def _addresses(self, text: str) -> list[Finding]:
+        found = [Finding("ADDRESS", m.start(), m.end(), m.group())
+                 for pattern in (EN_ADDRESS, EN_ADDRESS_LOWER) for m in pattern.finditer(text)]
+        if CAPS_RUN.search(text):
+            found += [Finding("ADDRESS", m.start(), m.end(), m.group()) for m in EN_ADDRESS_CAPS.finditer(text)]
+        if CN_ADDRESS_HINT.search(text):
+            for match in CN_ADDRESS.finditer(text):
+                value = match.group().rstrip()
+                found.append(Finding("ADDRESS", match.start(), match.start() + len(value), value))
+        return found
+
+    # -- replacing --------------------------------------------------------------------------------
+
+    def scrub(self, text: str) -> tuple[str, list[Finding]]:
+        """``text`` with every finding replaced, numbered within this text alone."""
+        texts, findings = self.scrub_texts([text])
+        return texts[0], findings[0]
+
+    def scrub_texts(self, texts: Sequence[str]) -> tuple[list[str], list[list[Finding]]]:
+        """Scrub the texts of one sample together, so a value gets the same placeholder everywhere."""
+        findings = [self.find(text) for text in texts]
+        return render(texts, findings), findings
+
+
+
+def _looks_secret(value: str, keyword: str) -> bool:
+    """After a weak separator ('password is X') only a value that is not an ordinary word counts;
+    a bare number only after a word that asks for one (PIN, 验证码), not after 'token 2049'."""
+    if value.isdigit():
+        return len(value) >= 4 and NUMERIC_SECRET.search(keyword) is not None
+    has_digit = any(c.isdigit() for c in value)
+    has_symbol = any(not c.isalnum() for c in value)
+    mixed_case = any(c.isupper() for c in value[1:]) and any(c.islower() for c in value)
+    return has_digit or has_symbol or mixed_case
