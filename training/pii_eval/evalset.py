@@ -31,7 +31,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from doppel.errors import InputError
-from doppel.pii import TYPES, cn_id_ok, luhn_ok
+from doppel.pii.findings import TYPES
+from doppel.pii.validators import cn_id_ok, luhn_ok
 from training.pii_eval.fakes import (
     api_token,
     card,

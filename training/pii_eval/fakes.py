@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from doppel.pii import luhn_ok
+from doppel.pii.validators import luhn_ok
 
 _CN_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "155", "157",
                 "158", "159", "166", "170", "176", "177", "178", "180", "181", "182", "185", "186", "187",

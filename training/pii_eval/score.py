@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from doppel.pii import TYPES, Scrubber
+from doppel.pii import Scrubber
+from doppel.pii.findings import TYPES
 
 TARGET_RECALL = 0.98
 TARGET_PRECISION = 0.95

@@ -9,7 +9,7 @@ IBANs, the CN ID checksum), in several formats per kind, said by Alex and by fri
 messages, in a forwarded post and in a photo caption.
 
 A slot in a line is ``{SLOT}`` (a value made by ``VALUES[SLOT]``) or ``{KIND=literal}``; the
-kind of a slot is the scrubber's type name (``doppel.pii.TYPES``) before the first ``_``.
+kind of a slot is the scrubber's type name (``doppel.pii.findings.TYPES``) before the first ``_``.
 ``training.sample_persona.synth`` turns the episodes into sessions and records every value in
 ``planted_pii.json``.
 
@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from doppel.pii import luhn_ok
+from doppel.pii.validators import luhn_ok
 from training.pii_eval.fakes import cn_id, digits, iban, token
 
 _AREAS = ("312", "773", "872", "708")
