@@ -56,11 +56,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.relay_client import RelayClient  # noqa: E402
-from doppel.config import RelaySettings  # noqa: E402
 from doppel.machine import cpu_model, memory_gib  # noqa: E402
 from doppel.redis_client import async_client  # noqa: E402
 from doppel.redis_server import RedisServer  # noqa: E402
 from doppel.relay import Keys, Reply, Request  # noqa: E402
+from doppel.settings_sections import RelaySettings  # noqa: E402
 from inference.shards import plan  # noqa: E402
 
 TARGET_RATIO = 2.5

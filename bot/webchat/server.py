@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from bot.webchat import panel
-from doppel.config import is_loopback
 from doppel.errors import InputError
+from doppel.settings_sections import is_loopback
 
 log = logging.getLogger(__name__)
 

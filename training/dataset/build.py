@@ -21,12 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from doppel.config import DataSettings
 from doppel.errors import InputError
 from doppel.pii import Scrubber
 from doppel.pii.findings import Finding
 from doppel.pii.placeholders import render
 from doppel.prompt import DEFAULT_PERSONA, persona_prompt
+from doppel.settings_sections import DataSettings
 from training.dataset.clean import Blocklist, CleanOptions, CleanStats, clean
 from training.dataset.report import format_summary, make_report, write_report
 from training.dataset.samples import SampleOptions, SampleStats, build_samples, length_counter
