@@ -1,8 +1,9 @@
-"""The engine interface the worker talks to, the echo engine, and the factory that picks one.
+"""The engine interface the worker talks to (request -> reply parts), and the echo engine.
 
 An engine turns one request into the parts of a reply. The echo engine needs no model: it
 returns a deterministic transform of the request, so the relay can be tested and measured alone.
-Model-backed engines (vLLM, transformers+peft) implement the same three methods.
+The engine for a real model is ``inference/chat_engine.py`` (history, persona, routed adapter) on
+top of a model backend (``inference/backends/``); ``inference/serve.create_engine`` picks one.
 
 Tested in ``tests/inference/test_worker.py`` (the echo engine behind the worker: one part per burst
 segment, ``delay_ms``).
