@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from doppel import __version__
@@ -255,7 +256,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except DoppelError as exc:
-        err_console.print(f"[red]doppel: error:[/] {exc}", highlight=False, soft_wrap=True)
+        # Messages quote file names, senders and values from the user's data: text, never markup.
+        err_console.print(f"[red]doppel: error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

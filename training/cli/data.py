@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from doppel.errors import InputError
@@ -79,7 +80,7 @@ def import_cmd(paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str | None
                          "(the senders seen are listed above)")
     total = sum(written.values()) if out_dir else len(combined.messages)
     where = f"written to {out_dir}" if out_dir else "not written (no --out)"
-    console.print(f"{total} messages from {len(combined.sources)} source(s) {where}", soft_wrap=True)
+    console.print(f"{total} messages from {len(combined.sources)} source(s) {escape(where)}", soft_wrap=True)
 
 
 def _output_name(path: Path, fmt: str, used: set[str]) -> str:
@@ -122,23 +123,23 @@ def _print_summary(console: Console, result: ImportResult, written: dict[str, in
         # The folder and the file name tell sources apart; full paths are in the problems and the JSON.
         label = "/".join(source.path.parts[-2:])
         if source.error:
-            table.add_row(label, source.format, "", "", "", "", "[red]failed[/]")
+            table.add_row(escape(label), source.format, "", "", "", "", "[red]failed[/]")
             continue
-        skipped = ", ".join(f"{reason} {n}" for reason, n in stats.skipped.most_common(3)) or "-"
+        skipped = escape(", ".join(f"{reason} {n}" for reason, n in stats.skipped.most_common(3)) or "-")
         owner = str(stats.owner_messages) if stats.owner_messages else "[yellow]0[/]"
-        table.add_row(label, stats.format, str(len(stats.chats)), str(stats.records),
+        table.add_row(escape(label), stats.format, str(len(stats.chats)), str(stats.records),
                       str(stats.messages), owner, skipped)
     console.print(table)
     if result.ignored:
         reasons = Counter(why for _, why in result.ignored)
         console.print(f"ignored {len(result.ignored)} file(s): "
-                      + "; ".join(f"{n} × {why}" for why, n in reasons.most_common(5)))
+                      + escape("; ".join(f"{n} × {why}" for why, n in reasons.most_common(5))))
     for source in result.sources:
         for note in source.stats.notes:
             if not note.startswith("written to"):
-                console.print(f"note: {source.stats.source}: {note}")
+                console.print(escape(f"note: {source.stats.source}: {note}"))
     for problem in result.problems:
-        console.print(f"[yellow]problem:[/] {problem}")
+        console.print(f"[yellow]problem:[/] {escape(problem)}")
 
 
 @data.command("articles-to-qa")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from doppel.errors import InputError
@@ -75,13 +76,14 @@ def train_run(obj, data, preset, out_dir, resume, overwrite, base_model, assignm
     from training.sft.modeling import same_base
 
     if not same_base(config.base_model, settings.model.base, resolve=False):
-        console.print(f"[yellow]note: training on {config.base_model}, but the workers serve {settings.model.base} "
+        console.print(f"[yellow]note: training on {escape(str(config.base_model))}, but the workers serve "
+                      f"{escape(str(settings.model.base))} "
                       "([model] base): publishing will refuse this adapter until they match[/]")
     data = data or Path(settings.data_dir) / "dataset" / "samples.jsonl"
     out_dir = out_dir or Path(settings.data_dir) / "runs" / Path(preset).stem
     result = run_training(config, data, out_dir, resume=resume, overwrite=overwrite, console=console)
-    console.print(f"done in {result.seconds:.0f}s: {result.adapter_dir}\nnext: doppel eval {out_dir} "
-                  f"[--checkpoints], then doppel adapters publish {result.adapter_dir} --name NAME")
+    console.print(escape(f"done in {result.seconds:.0f}s: {result.adapter_dir}\nnext: doppel eval {out_dir} "
+                         f"[--checkpoints], then doppel adapters publish {result.adapter_dir} --name NAME"))
 
 
 @train.command("presets")
@@ -274,8 +276,9 @@ def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, sa
     from doppel.registry import validate_name
     from training.adapters.blend import Blender, parents_from_specs, sweep_grid
     from training.adapters.publish import publish, serve_spec
-    from training.likeness.evaluate import EvalOptions, Evaluator, load_heldout, write_report
-    from training.likeness.evaluate import render as render_report
+    from training.likeness.evaluate import EvalOptions, Evaluator, load_heldout
+    from training.likeness.report import render as render_report
+    from training.likeness.report import write_report
 
     settings = _settings(obj)
     validate_name(name)
