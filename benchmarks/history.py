@@ -31,39 +31,37 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
-import json
-import os
-import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# This folder's scripts (inference.py, history.py) must not shadow the packages of the same name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
-sys.path.insert(0, str(ROOT))
+from _harness import (
+    BenchRedis,
+    add_output_options,
+    argument_parser,
+    environment,
+    run_benchmark,
+    server_version,
+    table,
+    use_offline_models,
+)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from doppel import history
+from doppel.history import HistoryOptions
+from doppel.prompt import Turn
+from doppel.redis_client import async_client
+from doppel.relay import Keys, Request
+from inference.backends.base import Sampling
+from inference.backends.hf import HFEngine
+from inference.chat_engine import ChatEngine, ChatOptions
+from training.offline_models import corpus_pairs, default_cache_dir, ensure_model
 
-from doppel import history  # noqa: E402
-from doppel.history import HistoryOptions  # noqa: E402
-from doppel.machine import cpu_model  # noqa: E402
-from doppel.prompt import Turn  # noqa: E402
-from doppel.redis_client import async_client  # noqa: E402
-from doppel.redis_server import RedisServer  # noqa: E402
-from doppel.relay import Keys, Request  # noqa: E402
-from inference.backends.base import Sampling  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
-from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from training.offline_models import corpus_pairs, default_cache_dir, ensure_model  # noqa: E402
+use_offline_models()
 
 TARGET_COST_RATIO = 1.5
 TARGET_MEDIAN_SHARE = 0.8
@@ -271,17 +269,6 @@ def prefix_shares(prompts: list[list[int]], lone: int) -> dict:
 
 # -- report ------------------------------------------------------------------------------------------
 
-def _table(header: tuple, rows: list[tuple]) -> list[str]:
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(row: tuple) -> str:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
-
-
 def format_report(report: dict) -> str:
     out = ["(a) prompt assembly cost (ChatEngine: read state + window + build_messages + tokenize), median of "
            f"{report['parameters']['iterations']} each, alternated"]
@@ -296,7 +283,7 @@ def format_report(report: dict) -> str:
         rows.append((f"{label}, {big['stored_turns']:,} stored", big["window_turns"], big["prompt_tokens"],
                      f"{big['read_state_us']:.0f}", f"{big['assemble_us']:.0f}", f"{cost['ratio']:.2f}x",
                      target, result))
-    out += _table(("channel", "window", "tokens", "redis us", "total us", "ratio", "target", "result"), rows)
+    out += table(("channel", "window", "tokens", "redis us", "total us", "ratio", "target", "result"), rows)
     out.append("")
     out.append(f"(b) prefix share over a scripted {report['parameters']['turns']}-turn group conversation "
                "(tiny tokenizer, chat template)")
@@ -309,7 +296,7 @@ def format_report(report: dict) -> str:
                      share["single_turn_prompts"], f"{share['prompt_tokens_median']:.0f}", f"{share['median']:.3f}",
                      f"{share['p10']:.3f}", f"{share['mean']:.3f}", share["below_half"],
                      f"{share['block_median']:.3f}", target, result))
-    out += _table(("window", "turns/chunk", "prompts", "1-turn", "tokens", "median", "p10", "mean", "<0.5",
+    out += table(("window", "turns/chunk", "prompts", "1-turn", "tokens", "median", "p10", "mean", "<0.5",
                    "block median", "target", "result"), rows)
     out.append("1-turn: prompts that held only the newest turn although the channel had more; "
                "<0.5: prompts sharing less than half; block: whole 16-token blocks only")
@@ -322,16 +309,13 @@ def format_report(report: dict) -> str:
     return "\n".join(out)
 
 
-
-async def bench(url: str, workdir: Path, args) -> dict:
+async def bench(server: BenchRedis, workdir: Path, args) -> dict:
     keys = Keys("bench")
     model_dir = ensure_model("tiny", default_cache_dir(), progress=False)
     model = ScriptedModel(model_dir, max_model_len=1024)
-    redis = async_client(url)
+    redis = async_client(server.url)
     try:
-        env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
-               "redis_server": (await redis.info("server")).get("redis_version", "?"),
-               "redis": "own server, unix socket, appendfsync everysec"}
+        env = environment(redis_server=await server_version(server.url), redis=server.kind)
         defaults = HistoryOptions()
         print(f"loading {args.small:,} and {args.large:,} turns ...", file=sys.stderr, flush=True)
         small = await load_channel(redis, keys, "bench:small", args.small, seed=1)
@@ -380,8 +364,7 @@ def _window_setting(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--iterations", type=int, default=300, help="timed assemblies per channel and window")
     parser.add_argument("--small", type=int, default=10, help="turns stored in the small channel")
     parser.add_argument("--large", type=int, default=100_000, help="turns stored in the large channel")
@@ -389,7 +372,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="seed of the scripted conversation")
     parser.add_argument("--also", type=_window_setting, nargs="*", default=[(40, 20), (60, 20)],
                         metavar="TURNS:CHUNK", help="other max_turns:chunk_turns settings to run the script with")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    add_output_options(parser)
     args = parser.parse_args(argv)
     if args.iterations < 1 or args.small < 1 or args.large < args.small or args.turns < 3:
         parser.error("need --iterations >= 1, 1 <= --small <= --large and --turns >= 3")
@@ -397,14 +380,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp, \
-            RedisServer(Path(tmp) / "redis", appendfsync="everysec") as server:
-        report = asyncio.run(bench(server.url, Path(tmp), args))
-    print(format_report(report))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return run_benchmark(parse_args(argv), bench, format_report)
 
 
 if __name__ == "__main__":

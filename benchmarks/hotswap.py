@@ -32,37 +32,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# This folder's scripts (inference.py, history.py) must not shadow the packages of the same name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from _harness import (
+    ROOT,
+    BenchRedis,
+    add_output_options,
+    argument_parser,
+    environment,
+    run_benchmark,
+    table,
+    use_offline_models,
+)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from doppel.prompt import Turn, build_messages, persona_prompt
+from doppel.redis_client import async_client, sync_client
+from doppel.registry import AdapterRef, Card, Registry
+from doppel.relay import Keys, Request
+from inference.backends.base import Sampling
+from inference.backends.hf import HFEngine
+from inference.chat_engine import ChatEngine, ChatOptions
+from training.offline_models import default_cache_dir, ensure_model
 
-import redis as redis_py  # noqa: E402
-
-from doppel.machine import cpu_model  # noqa: E402
-from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
-from doppel.redis_client import async_client  # noqa: E402
-from doppel.redis_server import RedisServer  # noqa: E402
-from doppel.registry import AdapterRef, Card, Registry  # noqa: E402
-from doppel.relay import Keys, Request  # noqa: E402
-from inference.backends.base import Sampling  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
-from inference.chat_engine import ChatEngine, ChatOptions  # noqa: E402
-from training.offline_models import default_cache_dir, ensure_model  # noqa: E402
+use_offline_models()
+# After the root (whose packages tests/ mirrors by name): tests/lora_helpers.py trains the adapters.
+sys.path.insert(1, str(ROOT / "tests"))
 
 OWNER = "Mia"
 NAME = "me"
@@ -253,15 +252,7 @@ def format_report(report: dict) -> str:
         ("use -> first new reply p50 (ms)", "-", f"{s['swap_effect_p50_ms']:.0f}", "", "", ""),
         ("use -> first new reply max (ms)", "-", f"{s['swap_effect_max_ms']:.0f}", "", "", ""),
     ]
-    header = ("metric", "baseline", "swapping", "ratio", "target", "result")
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(row: tuple) -> str:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), line(tuple("-" * w for w in widths)), *map(line, rows), ""]
+    out = [*table(("metric", "baseline", "swapping", "ratio", "target", "result"), rows), ""]
     p, env = report["parameters"], report["environment"]
     out.append(f"HF engine on the tiny model through ChatEngine + Registry; {p['concurrency']} concurrent senders, "
                f"greedy, max_tokens {p['max_tokens']}; baseline {b['seconds']:.1f}s (half before, half after), "
@@ -280,8 +271,7 @@ def format_report(report: dict) -> str:
     return "\n".join(out)
 
 
-
-async def bench(url: str, workdir: Path, args) -> dict:
+async def bench(server: BenchRedis, workdir: Path, args) -> dict:
     import torch
 
     model_dir = ensure_model("tiny", default_cache_dir(), progress=False)
@@ -289,12 +279,12 @@ async def bench(url: str, workdir: Path, args) -> dict:
     print("training two adapters ...", file=sys.stderr, flush=True)
     adapters = train(model_dir, workdir, system)
     keys = Keys("bench")
-    sync = redis_py.Redis.from_url(url, decode_responses=True)
+    sync = sync_client(server.url)
     registry = Registry(workdir / "registry", sync, keys)
     engine = CountingEngine(model_dir, max_model_len=512)
     options = ChatOptions(owner=OWNER, sampling=Sampling(temperature=0, max_tokens=args.max_tokens,
                                                          repetition_penalty=1.0))
-    redis = async_client(url)
+    redis = async_client(server.url)
     chat = ChatEngine(redis, keys, engine, registry.root, options)
     counter = [0]
     try:
@@ -319,8 +309,7 @@ async def bench(url: str, workdir: Path, args) -> dict:
         await chat.shutdown()
         await redis.aclose()
         sync.close()
-    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
-           "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    env = environment(torch=torch.__version__, torch_threads=torch.get_num_threads())
     return {
         "benchmark": "hotswap",
         "environment": env,
@@ -335,15 +324,14 @@ async def bench(url: str, workdir: Path, args) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load while swapping")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between swaps")
     parser.add_argument("--baseline", type=float, default=10.0,
                         help="seconds of load without swaps: half before the swapping, half after")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--max-tokens", type=int, default=24, help="max_tokens of each (greedy) request")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    add_output_options(parser)
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.interval <= 0 or args.baseline <= 0 or args.concurrency < 1 or args.max_tokens < 12:
         parser.error("durations must be positive, --concurrency >= 1 and --max-tokens >= 12")
@@ -351,14 +339,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp, \
-            RedisServer(Path(tmp) / "redis", appendfsync="everysec") as server:
-        report = asyncio.run(bench(server.url, Path(tmp), args))
-    print(format_report(report))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return run_benchmark(parse_args(argv), bench, format_report)
 
 
 if __name__ == "__main__":

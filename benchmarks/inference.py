@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import statistics
 import struct
@@ -52,19 +51,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# This folder's scripts (inference.py, history.py) must not shadow the packages of the same name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
-sys.path.insert(0, str(ROOT))
+from _harness import ROOT, add_output_options, argument_parser, emit, environment, use_offline_models
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from doppel.prompt import Turn, build_messages, persona_prompt
+from inference.backends.base import LoadedAdapter, Sampling
+from inference.backends.hf import HFEngine
+from inference.backends.vllm import VLLMEngine, VLLMOptions
 
-from doppel.machine import cpu_model  # noqa: E402
-from doppel.prompt import Turn, build_messages, persona_prompt  # noqa: E402
-from inference.backends.base import LoadedAdapter, Sampling  # noqa: E402
-from inference.backends.hf import HFEngine  # noqa: E402
-from inference.backends.vllm import VLLMEngine, VLLMOptions  # noqa: E402
+use_offline_models()
 
 VARIANTS = ("base", "lora", "mix")
 ENGINES = ("vllm", "hf")
@@ -528,8 +522,8 @@ def _prompt_tokens(model: dict) -> str:
     return "?"
 
 
-
-def environment() -> dict:
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed version of each package (its ``-cpu`` build counts), or "absent"."""
     from importlib.metadata import PackageNotFoundError, version
 
     def v(name: str) -> str:
@@ -538,8 +532,7 @@ def environment() -> dict:
                 return version(dist)
         return "absent"
 
-    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
-            "torch": v("torch"), "vllm": v("vllm"), "transformers": v("transformers"), "peft": v("peft")}
+    return {name: v(name) for name in names}
 
 
 # -- processes ---------------------------------------------------------------------------------------
@@ -582,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return run_child(args)
-    report = {"benchmark": "inference", "environment": environment(), "models": [],
+    machine = environment(**package_versions("torch", "vllm", "transformers", "peft"))
+    report = {"benchmark": "inference", "environment": machine, "models": [],
               "parameters": {k: getattr(args, k) for k in ("engines", "rank", "dtype", "timeout")}}
     with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp:
         for label, model_dir in resolve_models(args):
@@ -602,15 +596,12 @@ def main(argv: list[str] | None = None) -> int:
             model = json.loads(out.read_text())
             add_ratios(model)
             report["models"].append(model)
-    print(format_report(report))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, format_report, args.json_path)
     return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--models", type=lambda s: [m for m in s.split(",") if m], default=None,
                         help="comma-separated offline models: tiny, smollm2 (default: tiny, none with --model-dir)")
     parser.add_argument("--smollm2", action="store_true", help="also run SmolLM2-135M (slower: minutes on a CPU)")
@@ -632,7 +623,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpu-bandwidth", type=float, default=None,
                         help="GPU memory bandwidth in GB/s (default: looked up from the device name)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds each model's run may take")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    add_output_options(parser)
     parser.add_argument("--child", nargs=3, metavar=("LABEL", "DIR", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if unknown := set(args.models or ()) - {"tiny", "smollm2"}:

@@ -34,33 +34,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _harness import (
+    ROOT,
+    BenchRedis,
+    ReplyWaiter,
+    SimulatedBot,
+    WorkerPool,
+    add_output_options,
+    argument_parser,
+    cpu_seconds,
+    delete_prefix,
+    environment,
+    run_benchmark,
+    server_version,
+    stop_processes,
+    table,
+)
 
-from bot.relay_client import RelayClient  # noqa: E402
-from doppel.machine import cpu_model  # noqa: E402
-from doppel.redis_client import async_client  # noqa: E402
-from doppel.redis_server import RedisServer  # noqa: E402
-from doppel.relay import Keys, Reply, Request  # noqa: E402
-from doppel.settings_sections import RelaySettings  # noqa: E402
+from doppel.redis_client import async_client
+from doppel.relay import Request
+from doppel.runtime import run_until_signal
+from doppel.settings_sections import RelaySettings
 
 TARGET_P99_RATIO = 3.0
 TARGET_RPS = 2000.0
-TEXT = "hey, are we still on for tonight? I can bring the board games"  # a typical chat line
 WORKER_NAME = "bench-worker"
 
 
@@ -108,122 +116,6 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _request(bot: str, channel: str) -> Request:
-    return Request(platform="bench", bot=bot, channel=channel, chat_type="group", author_id="u1",
-                   author_name="Ann", text=TEXT, trigger="mention", sent_at=time.time())
-
-
-# -- the relay: real RelayClient here, real worker process there --------------------------------
-
-def start_worker(url: str, prefix: str, workdir: Path, concurrency: int | None,
-                 shards: int) -> tuple[subprocess.Popen, Path]:
-    """``python -m doppel worker run`` on ``url``, echo engine, settings from a temp doppel.toml."""
-    config = workdir / "doppel.toml"
-    lines = [f'data_dir = "{workdir / "data"}"', "", "[redis]", f'prefix = "{prefix}"', "",
-             "[relay]", f"shards = {shards}", "", "[worker]", f'name = "{WORKER_NAME}"', 'engine = "echo"']
-    if concurrency:
-        lines.append(f"concurrency = {concurrency}")
-    config.write_text("\n".join(lines) + "\n")
-    env = {**os.environ, "DOPPEL_REDIS_URL": url, "DOPPEL_CONFIG": str(config),
-           "DOPPEL_DATA_DIR": str(workdir / "data"), "PYTHONPATH": str(ROOT)}
-    log_path = workdir / "worker.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "doppel", "worker", "run"], cwd=ROOT, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-    return process, log_path
-
-
-async def wait_for_worker(url: str, prefix: str, process: subprocess.Popen, log_path: Path,
-                          timeout_s: float = 60.0) -> None:
-    """Until the worker's heartbeat exists: it beats after creating the group, before its first read."""
-    redis = async_client(url)
-    try:
-        key = Keys(prefix).heartbeat("worker", WORKER_NAME)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the worker exited with code {process.returncode}:\n{_tail(log_path)}")
-            if await redis.exists(key):
-                return
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"the worker did not start within {timeout_s:.0f}s:\n{_tail(log_path)}")
-    finally:
-        await redis.aclose()
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class RelayBot:
-    """A simulated bot: one RelayClient whose ``post`` resolves the future of each request."""
-
-    def __init__(self, url: str, prefix: str, bot: str, shards: int):
-        self.redis = async_client(url)
-        self.client = RelayClient(self.redis, Keys(prefix), bot, shards=shards)
-        self.bot = bot
-        self.waiting: dict[str, asyncio.Future] = {}
-        self.failed = 0
-
-    async def __aenter__(self) -> RelayBot:
-        self._delivering = self.client.delivering(self._post, on_failed=self._on_failed)
-        await self._delivering.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self._delivering.__aexit__(*exc_info)
-        await self.redis.aclose()
-
-    async def _post(self, reply: Reply) -> None:
-        future = self.waiting.pop(reply.request_id, None)
-        if future is not None and not future.done():
-            future.set_result(time.perf_counter())
-
-    async def _on_failed(self, reply: Reply) -> None:
-        self.failed += 1
-        future = self.waiting.pop(reply.request_id, None)
-        if future is not None and not future.done():
-            future.set_exception(RuntimeError(f"request {reply.status}: {reply.reason}"))
-
-    async def round_trip(self, channel: str) -> float:
-        """Seconds from submit to post for one request."""
-        request = _request(self.bot, channel)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[request.id] = future
-        started = time.perf_counter()
-        await self.client.submit(request)
-        return await future - started
-
-    async def send(self, channel: str) -> asyncio.Future:
-        request = _request(self.bot, channel)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[request.id] = future
-        await self.client.submit(request)
-        return future
-
-
 # -- the bare round trip: XADD -> XREADGROUP -> XADD -> XREAD -------------------------------------
 
 def bare_responder(url: str, requests_key: str, replies_key: str, group: str) -> None:
@@ -231,10 +123,7 @@ def bare_responder(url: str, requests_key: str, replies_key: str, group: str) ->
 
     Its consumer group existing means it is ready; SIGTERM stops it.
     """
-    async def serve() -> None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    async def serve(stop: asyncio.Event) -> None:
         redis = async_client(url)
         try:
             await redis.xgroup_create(requests_key, group, id="0", mkstream=True)
@@ -251,17 +140,17 @@ def bare_responder(url: str, requests_key: str, replies_key: str, group: str) ->
         finally:
             await redis.aclose()
 
-    asyncio.run(serve())
+    run_until_signal(serve)
 
 
-class BareBot:
+class BareBot(ReplyWaiter):
     """The bare client: XADD requests, one reader task XREADs replies and resolves their futures."""
 
     def __init__(self, url: str, requests_key: str, replies_key: str):
+        super().__init__("bare")
         self.redis = async_client(url)
         self.requests_key = requests_key
         self.replies_key = replies_key
-        self.waiting: dict[str, asyncio.Future] = {}
         self._stop = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
@@ -285,25 +174,13 @@ class BareBot:
             for _, entries in response or ():
                 for entry_id, fields in entries:
                     last_id = entry_id
-                    future = self.waiting.pop(fields.get("id"), None)
-                    if future is not None and not future.done():
-                        future.set_result(time.perf_counter())
+                    self._resolve(fields.get("id"))
 
-    async def round_trip(self, channel: str) -> float:
-        request = _request("bare", channel)
-        fields = request.to_fields()
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[request.id] = future
-        started = time.perf_counter()
-        await self.redis.xadd(self.requests_key, fields)
-        return await future - started
+    def _encode(self, request: Request) -> dict:
+        return request.to_fields()
 
-    async def send(self, channel: str) -> asyncio.Future:
-        request = _request("bare", channel)
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[request.id] = future
-        await self.redis.xadd(self.requests_key, request.to_fields())
-        return future
+    async def _submit(self, encoded: dict) -> None:
+        await self.redis.xadd(self.requests_key, encoded)
 
 
 # -- the two measurements, shared by both paths ------------------------------------------------
@@ -338,7 +215,7 @@ async def measure_throughput(bot, *, requests: int, channels: int, submitters: i
     ``pids`` names the processes (this one, the worker or responder, Redis) whose CPU time is taken.
     """
     futures: list[asyncio.Future] = []
-    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     counter = iter(range(requests))
 
     async def submitter() -> None:
@@ -359,50 +236,48 @@ async def measure_throughput(bot, *, requests: int, channels: int, submitters: i
     seconds = finished - started
     cpu = {}
     for name, pid in pids.items():
-        after = _cpu_seconds(pid)
+        after = cpu_seconds(pid)
         if after is not None and cpu_before[name] is not None and completed:
             cpu[name] = round((after - cpu_before[name]) / completed * 1e6, 1)
     return Throughput(requests, completed, seconds, completed / seconds if seconds > 0 else 0.0, timed_out, cpu)
 
 
-async def run_relay(url: str, prefix: str, workdir: Path, args, redis_pid: int | None) -> PathResult:
-    process, log_path = start_worker(url, prefix, workdir, args.worker_concurrency, args.shards)
+async def measure_path(bot, args, worker_pid: int, redis_pid: int | None, result: PathResult) -> None:
+    """Both measurements of one path; ``worker_pid`` is its worker (relay) or responder (bare)."""
+    result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
+                                           concurrency=args.concurrency, timeout_s=args.phase_timeout)
+    pids = {"bot": os.getpid(), "worker": worker_pid, **({"redis": redis_pid} if redis_pid else {})}
+    result.throughput = await measure_throughput(bot, requests=args.requests, channels=args.channels,
+                                                 submitters=args.submitters, timeout_s=args.phase_timeout, pids=pids)
+
+
+async def run_relay(server: BenchRedis, prefix: str, workdir: Path, args) -> PathResult:
     result = PathResult()
-    try:
-        await wait_for_worker(url, prefix, process, log_path)
-        async with RelayBot(url, prefix, "benchbot", args.shards) as bot:
-            result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
-                                                   concurrency=args.concurrency, timeout_s=args.phase_timeout)
-            pids = {"bot": os.getpid(), "worker": process.pid, **({"redis": redis_pid} if redis_pid else {})}
-            result.throughput = await measure_throughput(bot, requests=args.requests, channels=args.channels,
-                                                         submitters=args.submitters, timeout_s=args.phase_timeout,
-                                                         pids=pids)
+    with WorkerPool(server.url, prefix, workdir, [WORKER_NAME], shards=args.shards,
+                    concurrency=args.worker_concurrency) as pool:
+        await pool.wait_ready(60.0)
+        async with SimulatedBot(server.url, prefix, "benchbot", shards=args.shards) as bot:
+            await measure_path(bot, args, pool.processes[WORKER_NAME].pid, server.pid, result)
             result.notes = {"posted": bot.client.posted, "failed": bot.failed, "duplicates": bot.client.duplicates}
-    finally:
-        stop_worker(process)
-    if process.returncode not in (0, -signal.SIGTERM):
-        result.notes["worker_exit"] = process.returncode
-        result.notes["worker_log_tail"] = _tail(log_path)
+    exit_code = pool.processes[WORKER_NAME].returncode
+    if exit_code not in (0, -signal.SIGTERM):
+        result.notes["worker_exit"] = exit_code
+        result.notes["worker_log_tail"] = pool.log_tail(WORKER_NAME)
     return result
 
 
-async def run_bare(url: str, prefix: str, args, redis_pid: int | None) -> PathResult:
+async def run_bare(server: BenchRedis, prefix: str, args) -> PathResult:
     requests_key, replies_key = f"{prefix}:bare:requests", f"{prefix}:bare:replies"
     responder = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--bare-responder", url, requests_key, replies_key, "bare"],
-        cwd=ROOT, stdin=subprocess.DEVNULL)
+        [sys.executable, str(Path(__file__).resolve()), "--bare-responder", server.url, requests_key, replies_key,
+         "bare"], cwd=ROOT, stdin=subprocess.DEVNULL)
     result = PathResult()
     try:
-        await wait_for_group(url, requests_key, "bare", responder)
-        async with BareBot(url, requests_key, replies_key) as bot:
-            result.latency = await measure_latency(bot, requests=args.requests, warmup=args.warmup,
-                                                   concurrency=args.concurrency, timeout_s=args.phase_timeout)
-            pids = {"bot": os.getpid(), "worker": responder.pid, **({"redis": redis_pid} if redis_pid else {})}
-            result.throughput = await measure_throughput(bot, requests=args.requests, channels=args.channels,
-                                                         submitters=args.submitters, timeout_s=args.phase_timeout,
-                                                         pids=pids)
+        await wait_for_group(server.url, requests_key, "bare", responder)
+        async with BareBot(server.url, requests_key, replies_key) as bot:
+            await measure_path(bot, args, responder.pid, server.pid, result)
     finally:
-        stop_worker(responder)
+        stop_processes([responder])
     return result
 
 
@@ -469,15 +344,7 @@ def format_table(report: dict) -> str:
         ("throughput (req/s)", f"{r['throughput']['rps']:,.0f}", f"{b['throughput']['rps']:,.0f}",
          f"{ratios['rps']:.2f}x", f">= {TARGET_RPS:,.0f} req/s", "PASS" if t["rps_pass"] else "MISS"),
     ]
-    header = ("metric", "relay", "bare", "ratio", "target", "result")
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(row: tuple) -> str:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), line(tuple("-" * w for w in widths)), *map(line, rows)]
+    out = table(("metric", "relay", "bare", "ratio", "target", "result"), rows)
     p = report["parameters"]
     env = report["environment"]
     rt, bt = r["throughput"], b["throughput"]
@@ -505,45 +372,24 @@ def format_table(report: dict) -> str:
     return "\n".join(out)
 
 
-
-async def _server_version(url: str) -> str:
-    redis = async_client(url)
-    try:
-        return (await redis.info("server")).get("redis_version", "?")
-    finally:
-        await redis.aclose()
-
-
-async def _delete_prefix(url: str, prefix: str) -> None:
-    redis = async_client(url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-        for i in range(0, len(keys), 500):
-            await redis.delete(*keys[i:i + 500])
-    finally:
-        await redis.aclose()
-
-
-async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int | None = None) -> dict:
+async def bench(server: BenchRedis, workdir: Path, args) -> dict:
     import redis as redis_py
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "platform": platform.platform(),
-           "python": platform.python_version(), "redis_py": redis_py.__version__,
-           "redis_server": await _server_version(url), "redis": redis_kind}
+    env = environment(platform=platform.platform(), redis_py=redis_py.__version__,
+                      redis_server=await server_version(server.url), redis=server.kind)
     try:
         print(f"bare round trip ({args.requests} requests) ...", file=sys.stderr, flush=True)
-        bare = await run_bare(url, prefix, args, redis_pid)
+        bare = await run_bare(server, prefix, args)
         print(f"relay through one worker process ({args.requests} requests) ...", file=sys.stderr, flush=True)
-        relay = await run_relay(url, prefix, workdir, args, redis_pid)
+        relay = await run_relay(server, prefix, workdir, args)
     finally:
-        await _delete_prefix(url, prefix)
+        await delete_prefix(server.url, prefix)
     return build_report(relay, bare, args, env)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--requests", type=int, default=5000, help="requests per measurement (latency and throughput)")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured requests before the latency measurement")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight during the latency measurement")
@@ -555,9 +401,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=RelaySettings().shards,
                         help="[relay] shards of the worker and the bot (1: the one shared stream)")
     parser.add_argument("--phase-timeout", type=float, default=60.0, help="seconds each measurement may take")
-    parser.add_argument("--redis-url", default=None,
-                        help="use this Redis instead of starting one (keys go under a fresh prefix, deleted after)")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    add_output_options(parser, redis_url=True)
     parser.add_argument("--bare-responder", nargs=4, metavar=("URL", "REQUESTS", "REPLIES", "GROUP"),
                         help=argparse.SUPPRESS)  # internal: the bare path's responder process
     args = parser.parse_args(argv)
@@ -572,18 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare_responder:
         bare_responder(*args.bare_responder)
         return 0
-    with tempfile.TemporaryDirectory(prefix="doppel-bench-") as tmp:
-        workdir = Path(tmp)
-        if args.redis_url:
-            report = asyncio.run(bench(args.redis_url, workdir, args, "given by --redis-url"))
-        else:
-            with RedisServer(workdir / "redis", appendfsync="everysec") as server:
-                report = asyncio.run(bench(server.url, workdir, args, "own server, unix socket, appendfsync everysec",
-                                           server.process.pid))
-    print(format_table(report))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return run_benchmark(args, bench, format_table)
 
 
 if __name__ == "__main__":

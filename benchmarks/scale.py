@@ -38,34 +38,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _harness import (
+    BenchRedis,
+    SimulatedBot,
+    WorkerPool,
+    add_output_options,
+    argument_parser,
+    chat_request,
+    cpu_seconds,
+    delete_prefix,
+    environment,
+    run_benchmark,
+    server_version,
+)
 
-from bot.relay_client import RelayClient  # noqa: E402
-from doppel.machine import cpu_model, memory_gib  # noqa: E402
-from doppel.redis_client import async_client  # noqa: E402
-from doppel.redis_server import RedisServer  # noqa: E402
-from doppel.relay import Keys, Reply, Request  # noqa: E402
-from doppel.settings_sections import RelaySettings  # noqa: E402
-from inference.shards import plan  # noqa: E402
+from doppel.machine import memory_gib
+from doppel.redis_client import async_client
+from doppel.relay import Keys, Reply
+from doppel.settings_sections import RelaySettings
+from inference.shards import plan
 
 TARGET_RATIO = 2.5
 TARGET_WORKERS = 3
-TEXT = "hey, are we still on for tonight? I can bring the board games"
 
 
 @dataclass
@@ -86,149 +89,54 @@ class Run:
     ceiling_rps: float = 0.0                        # workers * concurrency / delay
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of ``pid`` so far (Linux /proc), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+async def wait_shared(pool: WorkerPool, redis, timeout_s: float) -> dict[str, list[int]]:
+    """Until the workers hold every shard, as many each as their plan says (at once with 1 shard)."""
+    keys = Keys(pool.prefix)
+    deadline = time.monotonic() + timeout_s
+    while pool.shards > 1 and time.monotonic() < deadline:
+        holders = await redis.mget([keys.shard_lease(k) for k in range(pool.shards)])
+        owned = {name: [k for k, holder in enumerate(holders) if holder == name] for name in pool.names}
+        counts = {name: len(shards) for name, shards in owned.items()}
+        if sum(counts.values()) == pool.shards and counts == plan(pool.shards, counts):
+            return owned
+        await asyncio.sleep(0.1)
+    if pool.shards > 1:
+        raise RuntimeError(f"the workers did not share the {pool.shards} shards out within {timeout_s:.0f}s")
+    return {}
 
 
+# -- the simulated bot's load ----------------------------------------------------------------------
 
+async def load(bot: SimulatedBot, requests: int, channels: int, submitters: int, timeout_s: float,
+               tag: str) -> tuple[dict[str, list[str]], float, bool]:
+    """Submit ``requests`` round-robin over ``channels``; wait until all are posted.
 
-# -- worker processes ------------------------------------------------------------------------------
+    Returns the request ids per channel in submit order, the seconds from the first submit to
+    the last post, and whether the deadline passed first.
+    """
+    submitted: dict[str, list[str]] = defaultdict(list)
+    start_count = len(bot.posted) + bot.failed
+    # Request i goes to channel i % channels, so consecutive requests hit different channels,
+    # as many chats at once do. Each channel belongs to one submitter task, which submits its
+    # requests one after another: the channel's submit order is then well defined.
+    lanes: list[list[str]] = [[] for _ in range(submitters)]
+    for index in range(requests):
+        channel = index % channels
+        lanes[channel % submitters].append(f"bench:{tag}:{channel}")
 
-class WorkerPool:
-    """``count`` worker processes on ``url`` under ``prefix``; stopped with SIGTERM (then SIGKILL)."""
+    async def submitter(channels_in_order: list[str]) -> None:
+        for channel in channels_in_order:
+            request = chat_request(bot.name, channel)
+            await bot.client.submit(request)
+            submitted[channel].append(request.id)
 
-    def __init__(self, url: str, prefix: str, workdir: Path, count: int, *, delay_ms: float, concurrency: int,
-                 shards: int):
-        self.url, self.prefix, self.workdir = url, prefix, workdir
-        self.names = [f"scale-w{index}" for index in range(count)]
-        self.delay_ms, self.concurrency, self.shards = delay_ms, concurrency, shards
-        self.processes: dict[str, subprocess.Popen] = {}
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")}
-        env.update({"DOPPEL_REDIS_URL": self.url, "PYTHONPATH": str(ROOT)})
-        for name in self.names:
-            config = self.workdir / f"{name}.toml"
-            config.write_text(
-                f'data_dir = "{self.workdir / "data"}"\n[redis]\nprefix = "{self.prefix}"\n'
-                f"[relay]\nshards = {self.shards}\n"
-                f'[worker]\nname = "{name}"\nengine = "echo"\necho_delay_ms = {self.delay_ms}\n'
-                f"concurrency = {self.concurrency}\n")
-            with (self.workdir / f"{name}.log").open("wb") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "doppel", "--config", str(config), "worker", "run"],
-                    cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-    async def wait_ready(self, redis, timeout_s: float) -> None:
-        """Until every worker's heartbeat exists (it beats after joining the group, before reading)."""
-        keys = Keys(self.prefix)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited with {process.returncode}:\n{self.log_tail(name)}")
-            if all([await redis.exists(keys.heartbeat("worker", name)) for name in self.names]):
-                return
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"{len(self.names)} worker(s) did not start within {timeout_s:.0f}s")
-
-    async def wait_shared(self, redis, timeout_s: float) -> dict[str, list[int]]:
-        """Until the workers hold every shard, as many each as their plan says (at once with 1 shard)."""
-        keys = Keys(self.prefix)
-        deadline = time.monotonic() + timeout_s
-        while self.shards > 1 and time.monotonic() < deadline:
-            holders = await redis.mget([keys.shard_lease(k) for k in range(self.shards)])
-            owned = {name: [k for k, holder in enumerate(holders) if holder == name] for name in self.names}
-            counts = {name: len(shards) for name, shards in owned.items()}
-            if sum(counts.values()) == self.shards and counts == plan(self.shards, counts):
-                return owned
-            await asyncio.sleep(0.1)
-        if self.shards > 1:
-            raise RuntimeError(f"the workers did not share the {self.shards} shards out within {timeout_s:.0f}s")
-        return {}
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-    def log_tail(self, name: str, chars: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return (self.workdir / f"{name}.log").read_text(errors="replace")[-chars:]
-        return "(no log)"
-
-
-# -- the simulated bot ------------------------------------------------------------------------------
-
-class Bot:
-    """One RelayClient; records what it posts, per channel, to check once-and-in-order."""
-
-    def __init__(self, url: str, prefix: str, shards: int):
-        self.redis = async_client(url)
-        # order_wait_s far past any phase: a reply must never go out early because its
-        # predecessor was slow, or the order check would pass for the wrong reason.
-        self.client = RelayClient(self.redis, Keys(prefix), "scale-bot", order_wait_s=3600.0, shards=shards)
-        self.posted: list[Reply] = []
-        self.failed = 0
-
-    async def __aenter__(self) -> Bot:
-        self._delivering = self.client.delivering(self._post, on_failed=self._on_failed)
-        await self._delivering.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self._delivering.__aexit__(*exc_info)
-        await self.redis.aclose()
-
-    async def _post(self, reply: Reply) -> None:
-        self.posted.append(reply)
-
-    async def _on_failed(self, reply: Reply) -> None:
-        self.failed += 1
-
-    async def load(self, requests: int, channels: int, submitters: int, timeout_s: float,
-                   tag: str) -> tuple[dict[str, list[str]], float, bool]:
-        """Submit ``requests`` round-robin over ``channels``; wait until all are posted.
-
-        Returns the request ids per channel in submit order, the seconds from the first submit to
-        the last post, and whether the deadline passed first.
-        """
-        submitted: dict[str, list[str]] = defaultdict(list)
-        start_count = len(self.posted) + self.failed
-        # Request i goes to channel i % channels, so consecutive requests hit different channels,
-        # as many chats at once do. Each channel belongs to one submitter task, which submits its
-        # requests one after another: the channel's submit order is then well defined.
-        plan: list[list[str]] = [[] for _ in range(submitters)]
-        for index in range(requests):
-            channel = index % channels
-            plan[channel % submitters].append(f"bench:{tag}:{channel}")
-
-        async def submitter(channels_in_order: list[str]) -> None:
-            for channel in channels_in_order:
-                request = Request(platform="bench", bot="scale-bot", channel=channel, chat_type="group",
-                                  author_id="u1", author_name="Ann", text=TEXT, trigger="mention",
-                                  sent_at=time.time())
-                await self.client.submit(request)
-                submitted[channel].append(request.id)
-
-        started = time.perf_counter()
-        deadline = time.monotonic() + timeout_s
-        await asyncio.wait_for(asyncio.gather(*(submitter(mine) for mine in plan)), timeout_s)
-        while len(self.posted) + self.failed - start_count < requests and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        elapsed = time.perf_counter() - started
-        return submitted, elapsed, len(self.posted) + self.failed - start_count < requests
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    await asyncio.wait_for(asyncio.gather(*(submitter(mine) for mine in lanes)), timeout_s)
+    while len(bot.posted) + bot.failed - start_count < requests and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    return submitted, elapsed, len(bot.posted) + bot.failed - start_count < requests
 
 
 def _check(submitted: dict[str, list[str]], posted: list[Reply]) -> tuple[bool, int, int]:
@@ -245,45 +153,44 @@ def _check(submitted: dict[str, list[str]], posted: list[Reply]) -> tuple[bool, 
     return in_order, duplicates, sum(len(names) > 1 for names in workers.values())
 
 
-async def measure(url: str, workdir: Path, count: int, args, redis_pid: int | None) -> Run:
+async def measure(server: BenchRedis, workdir: Path, count: int, args) -> Run:
     prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
-    pool = WorkerPool(url, prefix, workdir, count, delay_ms=args.echo_delay_ms, concurrency=args.worker_concurrency,
-                      shards=args.shards)
     run = Run(workers=count, requests=args.requests,
               ceiling_rps=count * args.worker_concurrency / (args.echo_delay_ms / 1000) if args.echo_delay_ms else 0)
-    probe = async_client(url)
+    probe = async_client(server.url)
     try:
-        pool.start()
-        await pool.wait_ready(probe, args.phase_timeout)
-        run.shards = await pool.wait_shared(probe, args.phase_timeout)
-        async with Bot(url, prefix, args.shards) as bot:
-            # Warm-up: connections, scripts and the consumers' first reads, outside the clock.
-            warmup = count * args.worker_concurrency * 2
-            await bot.load(warmup, min(args.channels, warmup), args.submitters, args.phase_timeout, "warm")
-            warm_posted = len(bot.posted)
-            pids = {name: process.pid for name, process in pool.processes.items()}
-            pids["bot"] = os.getpid()
-            if redis_pid:
-                pids["redis"] = redis_pid
-            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-            submitted, run.seconds, run.timed_out = await bot.load(
-                args.requests, args.channels, args.submitters, args.phase_timeout, "timed")
-            cpu_after = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-            timed = bot.posted[warm_posted:]
-            run.completed = len(timed)
-            run.failed = bot.failed
-            run.rps = run.completed / run.seconds if run.seconds else 0.0
-            run.in_order, run.duplicates, run.moved_channels = _check(submitted, timed)
-            run.share = {name: sum(reply.worker == name for reply in timed) for name in pool.names}
-            run.cpu_s = {name: round(cpu_after[name] - cpu_before[name], 2) for name in pids
-                         if cpu_before.get(name) is not None and cpu_after.get(name) is not None}
+        with WorkerPool(server.url, prefix, workdir, [f"scale-w{index}" for index in range(count)],
+                        shards=args.shards, concurrency=args.worker_concurrency,
+                        echo_delay_ms=args.echo_delay_ms) as pool:
+            await pool.wait_ready(args.phase_timeout)
+            run.shards = await wait_shared(pool, probe, args.phase_timeout)
+            # order_wait_s far past any phase: a reply must never go out early because its
+            # predecessor was slow, or the order check would pass for the wrong reason.
+            async with SimulatedBot(server.url, prefix, "scale-bot", shards=args.shards, order_wait_s=3600.0) as bot:
+                # Warm-up: connections, scripts and the consumers' first reads, outside the clock.
+                warmup = count * args.worker_concurrency * 2
+                await load(bot, warmup, min(args.channels, warmup), args.submitters, args.phase_timeout, "warm")
+                warm_posted = len(bot.posted)
+                pids = {name: process.pid for name, process in pool.processes.items()}
+                pids["bot"] = os.getpid()
+                if server.pid:
+                    pids["redis"] = server.pid
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                submitted, run.seconds, run.timed_out = await load(
+                    bot, args.requests, args.channels, args.submitters, args.phase_timeout, "timed")
+                cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                timed = bot.posted[warm_posted:]
+                run.completed = len(timed)
+                run.failed = bot.failed
+                run.rps = run.completed / run.seconds if run.seconds else 0.0
+                run.in_order, run.duplicates, run.moved_channels = _check(submitted, timed)
+                run.share = {name: sum(reply.worker == name for reply in timed) for name in pool.names}
+                run.cpu_s = {name: round(cpu_after[name] - cpu_before[name], 2) for name in pids
+                             if cpu_before.get(name) is not None and cpu_after.get(name) is not None}
     finally:
-        pool.stop()
-        with contextlib.suppress(Exception):
-            keys = [key async for key in probe.scan_iter(match=f"{prefix}:*", count=1000)]
-            for i in range(0, len(keys), 500):
-                await probe.delete(*keys[i:i + 500])
         await probe.aclose()
+        with contextlib.suppress(Exception):
+            await delete_prefix(server.url, prefix)
     return run
 
 
@@ -351,25 +258,18 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-async def bench(url: str, workdir: Path, args, redis_kind: str, redis_pid: int | None) -> dict:
-    probe = async_client(url)
-    try:
-        server = (await probe.info("server")).get("redis_version", "?")
-    finally:
-        await probe.aclose()
-    env = {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "memory_gib": memory_gib(),
-           "platform": platform.platform(), "python": platform.python_version(),
-           "redis_server": server, "redis": redis_kind}
+async def bench(server: BenchRedis, workdir: Path, args) -> dict:
+    env = environment(memory_gib=memory_gib(), platform=platform.platform(),
+                      redis_server=await server_version(server.url), redis=server.kind)
     runs = []
     for count in args.workers:
         print(f"{count} worker(s): {args.requests} requests ...", file=sys.stderr, flush=True)
-        runs.append(await measure(url, workdir, count, args, redis_pid))
+        runs.append(await measure(server, workdir, count, args))
     return build_report(runs, args, env)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--workers", default="1,3",
                         help="comma-separated worker counts; the first is the baseline")
     parser.add_argument("--requests", type=int, default=3000, help="timed requests per worker count")
@@ -381,9 +281,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=RelaySettings().shards,
                         help="[relay] shards of the workers and the bot (1: one shared stream, no affinity)")
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="seconds each phase may take")
-    parser.add_argument("--redis-url", default=None,
-                        help="use this Redis instead of starting one (keys under a fresh prefix, deleted after)")
-    parser.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    add_output_options(parser, redis_url=True)
     args = parser.parse_args(argv)
     try:
         args.workers = [int(part) for part in args.workers.split(",") if part.strip()]
@@ -400,19 +298,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="doppel-scale-") as tmp:
-        workdir = Path(tmp)
-        if args.redis_url:
-            report = asyncio.run(bench(args.redis_url, workdir, args, "given by --redis-url", None))
-        else:
-            with RedisServer(workdir / "redis", appendfsync="everysec") as server:
-                report = asyncio.run(bench(server.url, workdir, args, "own server, unix socket, appendfsync everysec",
-                                           server.process.pid))
-    print(format_table(report))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return run_benchmark(parse_args(argv), bench, format_table, scratch_prefix="doppel-scale-")
 
 
 if __name__ == "__main__":
