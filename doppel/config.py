@@ -169,3 +169,10 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     except UnicodeDecodeError:
         raise ConfigError(f"{config_path}: not UTF-8 text") from None
     return settings_from_dict(data, source=str(config_path), env=env)
+
+
+def settings_of(obj) -> Settings:
+    """The settings the CLI built at its entry point (the click context object), or the defaults
+    when a command runs on its own (click's test runner)."""
+    settings = getattr(obj, "settings", None)
+    return settings if settings is not None else settings_from_dict({}, source="defaults")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Between consecutive messages of one burst (DESIGN.md, Inference). A blank line is what a
 # chat model naturally emits between paragraphs, so it learns the boundary cheaply.
@@ -49,18 +50,37 @@ def split_burst(text: str) -> list[str]:
     return [part.strip() for part in text.split(BURST_SEPARATOR) if part.strip()]
 
 
-def _stamp(at: float, tz: timezone | None) -> str:
-    return datetime.fromtimestamp(at, tz or UTC).strftime("%Y-%m-%d %H:%M")
+def owner_zone(name: str | None) -> tzinfo | None:
+    """``[data] tz`` as a zone: a name such as Asia/Shanghai, UTC, or empty for this machine's own.
+
+    The one zone of the stamps in training samples and in the worker's prompts, so a Shanghai
+    owner's 9 a.m. reads 09:00 in both. ValueError for a name the zone database does not know.
+    """
+    if not name:
+        return None
+    if name.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use a name such as Asia/Shanghai or Europe/Berlin)") from None
+
+
+def _stamp(at: float, tz: tzinfo | None) -> str:
+    # No zone: this machine's local time, the default of [data] tz.
+    moment = datetime.fromtimestamp(at, tz) if tz is not None else datetime.fromtimestamp(at, UTC).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def build_messages(system: str, turns: Sequence[Turn], *, group: bool,
-                   tz: timezone | None = None, stamp_newest: bool = True) -> list[dict[str, str]]:
+                   tz: tzinfo | None = None, stamp_newest: bool = True) -> list[dict[str, str]]:
     """Chat messages for ``turns`` (oldest first) under the persona ``system``.
 
     In group chats other speakers' turns read ``Name: text``; consecutive turns of the same role
     are merged into one message, so every template that wants alternation gets it. With
     ``stamp_newest`` the newest non-owner message is prefixed with its date and time: the one
-    place the time appears, so everything before it stays identical from prompt to prompt.
+    place the time appears, so everything before it stays identical from prompt to prompt. The
+    stamp is in ``tz`` (the owner's zone, ``owner_zone``), else in this machine's local time.
     """
     messages: list[dict[str, str]] = [{"role": "system", "content": system}]
     newest_user = max((i for i, t in enumerate(turns) if not t.is_owner), default=-1)

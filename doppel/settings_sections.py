@@ -127,6 +127,17 @@ class DataSettings(Section):
     include_contacts: list[str] = Field(default_factory=list)
     exclude_contacts: list[str] = Field(default_factory=list)
     blocklist: list[str] = Field(default_factory=list)
+    # The owner's time zone: exports with local times are read in it, and the time stamps in
+    # training samples and in the worker's prompts are written in it. Empty: this machine's zone.
+    tz: str = ""
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from doppel.prompt import owner_zone
+
+        owner_zone(value)
+        return value
 
     @field_validator("blocklist", "owner")
     @classmethod

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from pathlib import Path
 
 from doppel import history
 from doppel.errors import ConfigError, DoppelError
 from doppel.history import HistoryOptions, StoredTurn
-from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, persona_prompt
+from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, owner_zone, persona_prompt
 from doppel.registry import AdapterRef
 from doppel.relay import Keys, Request
 from inference.adapters import AdapterSet
@@ -35,6 +36,7 @@ class ChatOptions:
     persona: str = DEFAULT_PERSONA
     sampling: Sampling = field(default_factory=Sampling)
     history: HistoryOptions = field(default_factory=HistoryOptions)
+    tz: tzinfo | None = None    # the owner's zone for the prompt's time stamp ([data] tz)
 
 
 class ChatEngine:
@@ -105,7 +107,7 @@ class ChatEngine:
         limit = self.model.max_model_len - min(_MIN_REPLY_TOKENS, self.options.sampling.max_tokens)
         chosen = history.window(turns, options, self.model.count_tokens)
         while True:
-            messages = build_messages(self.system, [t.turn for t in chosen], group=group)
+            messages = build_messages(self.system, [t.turn for t in chosen], group=group, tz=self.options.tz)
             if len(self.model.prompt_ids(messages)) <= limit:
                 return messages
             if len(chosen) > 1:
@@ -116,7 +118,7 @@ class ChatEngine:
             keep = max(1, len(last.turn.text) // 2)
             chosen = [replace(last, turn=replace(last.turn, text=last.turn.text[-keep:]))]
             if keep == 1:
-                return build_messages(self.system, [t.turn for t in chosen], group=group)
+                return build_messages(self.system, [t.turn for t in chosen], group=group, tz=self.options.tz)
 
     async def _acquire(self, channel_route: str | None, default_route: str | None):
         """The routed adapter, else the default (with a notice for the owner), else the base model."""
@@ -165,6 +167,7 @@ def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = mod
     options = ChatOptions(
         owner=settings.data.owner_name or "me", persona=settings.data.persona or DEFAULT_PERSONA,
         sampling=Sampling.from_settings(settings), history=HistoryOptions.from_settings(settings),
+        tz=owner_zone(settings.data.tz),
     )
     return ChatEngine(redis, Keys(settings.redis.prefix), model, settings.adapters_root(), options,
                       max_loaded_adapters=m.max_cpu_loras)

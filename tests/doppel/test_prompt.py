@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from doppel.prompt import BURST_SEPARATOR, Turn, build_messages, join_burst, persona_prompt, split_burst
+from datetime import UTC, datetime
+
+import pytest
+
+from doppel.prompt import BURST_SEPARATOR, Turn, build_messages, join_burst, owner_zone, persona_prompt, split_burst
 
 
 def test_persona_names_the_owner_and_has_no_time():
@@ -46,3 +50,14 @@ def test_prompts_of_a_growing_conversation_share_their_prefix_up_to_the_stamp():
 
 def test_bursts_round_trip():
     assert split_burst(join_burst(["lol", "  ", "ok then "])) == ["lol", "ok then"]
+
+
+def test_the_stamp_is_written_in_the_owners_zone():
+    nine_in_shanghai = datetime(2024, 5, 1, 1, 0, tzinfo=UTC).timestamp()
+    turns = [Turn("Ann", "早", nine_in_shanghai)]
+    shanghai = owner_zone("Asia/Shanghai")
+    assert build_messages("P", turns, group=False, tz=shanghai)[1]["content"] == "[2024-05-01 09:00] 早"
+    assert build_messages("P", turns, group=False, tz=owner_zone("UTC"))[1]["content"] == "[2024-05-01 01:00] 早"
+    assert owner_zone("") is None
+    with pytest.raises(ValueError, match="unknown time zone 'Nowhere/Else'"):
+        owner_zone("Nowhere/Else")

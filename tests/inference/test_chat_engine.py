@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from doppel import history
 from doppel.history import HistoryOptions
-from doppel.prompt import Turn
+from doppel.prompt import Turn, owner_zone
 from doppel.registry import Card, Registry
 from inference.backends.base import Sampling
 from inference.backends.hf import HFEngine
@@ -124,3 +126,20 @@ async def test_an_adapter_that_appears_later_is_picked_up(chat, registry, make_r
     publish(registry, make_tiny_adapter(QUESTION, OLD), name="late")
     chat.adapters.retry_failed_s = 0.0
     assert (await chat.generate(dm(make_request))).adapter == "late@v1"
+
+
+async def test_the_prompt_is_stamped_in_the_owners_zone(aredis, keys, model, registry, make_request):
+    seen = []
+    original = model.complete
+
+    async def spy(request_id, messages, adapter, sampling):
+        seen.append(messages)
+        return await original(request_id, messages, adapter, sampling)
+
+    model.complete = spy
+    options = ChatOptions(owner="me", persona=SYSTEM, sampling=Sampling(temperature=0, max_tokens=4),
+                          tz=owner_zone("Asia/Shanghai"))
+    engine = ChatEngine(aredis, keys, model, registry.root, options, postprocess=PostProcessor())
+    nine_in_shanghai = datetime(2024, 5, 1, 1, 0, tzinfo=UTC).timestamp()
+    await engine.generate(dm(make_request, "早", sent_at=nine_in_shanghai))
+    assert seen[0][-1]["content"] == "[2024-05-01 09:00] 早"

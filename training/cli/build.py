@@ -15,17 +15,8 @@ from pathlib import Path
 
 import click
 
+from doppel.config import settings_of
 from doppel.errors import DoppelError, InputError
-
-
-def _settings(obj):
-    """The validated settings from the CLI's context object, or the defaults when run alone."""
-    settings = getattr(obj, "settings", None)
-    if settings is None:
-        from doppel.config import settings_from_dict
-
-        settings = settings_from_dict({}, source="defaults")
-    return settings
 
 
 def _blocklist_file(path: Path | None) -> tuple[str, ...]:
@@ -65,7 +56,9 @@ def _blocklist_file(path: Path | None) -> tuple[str, ...]:
               help="A turn containing this word is removed (repeatable; adds to data.blocklist).")
 @click.option("--blocklist-file", type=click.Path(dir_okay=False, path_type=Path),
               help="A file with one blocked word per line (# comments allowed).")
-@click.option("--tz", help="Time zone of exports that write local times (QQ, WhatsApp), e.g. Asia/Shanghai.")
+@click.option("--tz", help="Your time zone, e.g. Asia/Shanghai: exports with local times (QQ, WhatsApp) are "
+                           "read in it, the samples' time stamps written in it (default: [data] tz, else this "
+                           "computer's).")
 @click.pass_obj
 def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: Path | None,
               blocklist: tuple[str, ...], blocklist_file: Path | None, tz: str | None, **overrides) -> None:
@@ -77,7 +70,7 @@ def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: P
     """
     from training.dataset.build import BuildOptions, build_from_paths
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     data = settings.data
     options = BuildOptions.from_settings(
         data, owner=tuple(data.owner) + owners,

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from doppel.config import settings_of
 from doppel.errors import InputError
 from doppel.progress import LazyProgress
 from training.importers.detect import FORMAT_NAMES, ImportResult, import_path, stats_json
@@ -45,12 +46,13 @@ def data() -> None:
                    "several (e.g. your Telegram id and your WhatsApp name). WeChat CSVs, Telegram "
                    "full-account exports and ShareGPT files mark the owner themselves.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), help="Skip detection: every file is this format.")
-@click.option("--tz", help="Time zone of exports that write local times (QQ, WhatsApp), e.g. Asia/Shanghai. "
-                           "Default: this computer's.")
+@click.option("--tz", help="Your time zone, for exports that write local times (QQ, WhatsApp), e.g. "
+                           "Asia/Shanghai. Default: [data] tz, else this computer's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write normalized messages here: one JSONL file per source and import-summary.json. "
                    "Without it, nothing is written (a dry run).")
-def import_cmd(paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str | None, tz: str | None,
+@click.pass_obj
+def import_cmd(obj, paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str | None, tz: str | None,
                out_dir: Path | None) -> None:
     """Read chat exports and normalize them to one message format.
 
@@ -59,6 +61,7 @@ def import_cmd(paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str | None
     """
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    tz = tz or settings_of(obj).data.tz or None
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")

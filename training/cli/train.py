@@ -16,20 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from doppel.config import settings_of
 from doppel.errors import InputError
 from doppel.registry import open_registry
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _settings(obj):
-    """The validated settings from the CLI's context object, or the defaults when run alone."""
-    settings = getattr(obj, "settings", None)
-    if settings is None:
-        from doppel.config import settings_from_dict
-
-        settings = settings_from_dict({}, source="defaults")
-    return settings
 
 
 # -- train ----------------------------------------------------------------------------------------
@@ -65,7 +56,7 @@ def train_run(obj, data, preset, out_dir, resume, overwrite, base_model, assignm
     from training.sft.presets import load_preset, parse_assignments
     from training.sft.trainer import train as run_training
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other")
     preset = preset or settings.train.preset
@@ -92,7 +83,7 @@ def train_presets(obj) -> None:
     """List the training presets."""
     from training.sft.presets import available_presets, load_preset
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     table = Table(title="presets", title_justify="left")
     for column in ("name", "description", "settings"):
         table.add_column(column)
@@ -139,7 +130,7 @@ def eval_cmd(obj, target, data, all_checkpoints, samples, no_generate, out_dir, 
     """How much TARGET (adapter dir, run dir or published name) sounds like its owner, vs the base model."""
     from training.likeness.evaluate import EvalOptions, evaluate_adapter, evaluate_run
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     options = EvalOptions(samples=samples or settings.train.eval_samples, generate=not no_generate,
                           max_ppl_ratio=settings.train.max_ppl_ratio)
     path, kind = _resolve_target(target, settings)
@@ -172,7 +163,7 @@ def adapters() -> None:
 @click.pass_obj
 def adapters_list(obj, as_json: bool) -> None:
     """Published adapters, their scores, and which one each route uses."""
-    settings = _settings(obj)
+    settings = settings_of(obj)
     with open_registry(settings) as registry:
         cards = registry.list()
         default, channels = registry.routes()
@@ -206,7 +197,7 @@ def adapters_publish(obj, adapter_dir, name, data, use, force) -> None:
     """Validate ADAPTER_DIR (an adapter or a run directory) and publish it as the next version of NAME."""
     from training.adapters.publish import publish, serve_spec
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     if (adapter_dir / "adapter").is_dir() and not (adapter_dir / "adapter_config.json").is_file():
         adapter_dir = adapter_dir / "adapter"
     with open_registry(settings) as registry:
@@ -221,7 +212,7 @@ def adapters_publish(obj, adapter_dir, name, data, use, force) -> None:
 @click.pass_obj
 def adapters_use(obj, adapter: str, channel: str | None) -> None:
     """Route the default (or one channel) to ADAPTER (name = its latest version, or name@vN)."""
-    with open_registry(_settings(obj)) as registry:
+    with open_registry(settings_of(obj)) as registry:
         ref = registry.use(adapter, channel=channel)
     click.echo(f"{channel or 'default'} -> {ref}")
 
@@ -230,7 +221,7 @@ def adapters_use(obj, adapter: str, channel: str | None) -> None:
 @click.pass_obj
 def adapters_rollback(obj) -> None:
     """Route the default back to the adapter it used before the last `use`."""
-    with open_registry(_settings(obj)) as registry:
+    with open_registry(settings_of(obj)) as registry:
         ref = registry.rollback()
     click.echo(f"default -> {ref}")
 
@@ -242,7 +233,7 @@ def adapters_remove(obj, adapter: str) -> None:
     """Delete a published version (name@vN); refused while a route uses it."""
     from doppel.registry import AdapterRef
 
-    with open_registry(_settings(obj)) as registry:
+    with open_registry(settings_of(obj)) as registry:
         ref = AdapterRef.parse(adapter) if "@v" in adapter else None
         if ref is None:
             raise InputError(f"{adapter!r}: name the version to remove, e.g. {adapter}@v1")
@@ -280,7 +271,7 @@ def adapters_blend(obj, weighted, name, combination, rank, sweep, step, data, sa
     from training.likeness.report import render as render_report
     from training.likeness.report import write_report
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     validate_name(name)
     out_dir = out_dir or Path(settings.data_dir) / "blends" / name
     spec = serve_spec(settings)
@@ -330,7 +321,7 @@ def adapters_jobs(obj, burst: bool) -> None:
     from doppel.redis_server import redis_url
     from training.adapters.jobs import run_jobs
 
-    settings = _settings(obj)
+    settings = settings_of(obj)
     with redis_url(settings) as url:
         client = sync_client(url)
         try:

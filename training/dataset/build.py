@@ -25,7 +25,7 @@ from doppel.errors import InputError
 from doppel.pii import Scrubber
 from doppel.pii.findings import Finding
 from doppel.pii.placeholders import render
-from doppel.prompt import DEFAULT_PERSONA, persona_prompt
+from doppel.prompt import DEFAULT_PERSONA, owner_zone, persona_prompt
 from doppel.settings_sections import DataSettings
 from training.dataset.clean import Blocklist, CleanOptions, CleanStats, clean
 from training.dataset.report import format_summary, make_report, write_report
@@ -54,6 +54,7 @@ class BuildOptions:
     include_contacts: tuple[str, ...] = ()
     exclude_contacts: tuple[str, ...] = ()
     blocklist: tuple[str, ...] = ()
+    tz: str = ""                # the owner's zone ([data] tz); empty: this machine's
 
     @classmethod
     def from_settings(cls, data: DataSettings | None = None, **overrides) -> BuildOptions:
@@ -172,7 +173,8 @@ def build_dataset(messages: Iterable[Message], out_dir: str | Path, options: Bui
     template = options.persona.strip() or DEFAULT_PERSONA
     system = persona_prompt(_owner_name(kept or read, options.owner_name), template)
     sample_stats = SampleStats()
-    samples = build_samples(sessions, SampleOptions(system, options.context_turns, options.max_length),
+    samples = build_samples(sessions, SampleOptions(system, options.context_turns, options.max_length,
+                                                    owner_zone(options.tz)),
                             counter=counter, findings=lambda m: found.get(id(m), ()), stats=sample_stats)
 
     samples_path = out_dir / SAMPLES_FILE
@@ -215,5 +217,7 @@ def build_from_paths(paths: Sequence[str | Path], out_dir: str | Path, options: 
                      tz: str | None = None) -> BuildResult:
     """``build_dataset`` on exports or normalized JSONL files (what ``doppel data build`` runs)."""
     options = options or BuildOptions()
-    messages, sources = load_inputs(paths, owner=options.owner, tz=tz)
+    if tz:
+        options = replace(options, tz=tz)
+    messages, sources = load_inputs(paths, owner=options.owner, tz=options.tz or None)
     return build_dataset(messages, out_dir, options, sources=sources)

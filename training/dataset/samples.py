@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Protocol
 
@@ -136,6 +137,7 @@ class SampleOptions:
     system: str                 # the persona, rendered (doppel.prompt.persona_prompt)
     context_turns: int = 10
     max_length: int = 2048
+    tz: tzinfo | None = None    # the owner's zone for the time stamp; None: each message's own
 
 
 @dataclass
@@ -223,9 +225,11 @@ def _sample(session: Session, index: int, options: SampleOptions, counter: Lengt
     while True:
         texts = _scrubbed([*window, *reply], findings)
         turns = _turns([*window, *reply], texts)
-        # The stamp on the newest message from someone else shows the time where it was sent.
+        # The stamp on the newest message from someone else: in the owner's zone, as the worker
+        # writes it; without one, where the message was sent.
         newest_other = next(m for b in reversed(window) if not b.is_owner for m in reversed(b.messages))
-        messages = build_messages(options.system, turns, group=session.group, tz=newest_other.timestamp.tzinfo)
+        tz = options.tz or newest_other.timestamp.tzinfo
+        messages = build_messages(options.system, turns, group=session.group, tz=tz)
         fits, length = _fits(counter, messages, options.max_length)
         if fits:
             break

@@ -4,6 +4,7 @@ nothing; the command line on a real Telegram export and on normalized JSONL; [da
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +14,9 @@ from doppel.config import settings_from_dict
 from doppel.errors import ConfigError, DoppelError, InputError
 from training.cli.build import build_cmd
 from training.dataset.build import BuildOptions, build_dataset, build_from_paths
+from training.importers.detect import import_path
 from training.importers.messages import Kind
+from training.importers.normalized import write_messages
 
 PHONE, EMAIL = "13812345678", "mia.chen@example.com"
 
@@ -188,3 +191,32 @@ def test_data_settings_feed_the_options_and_bad_values_are_one_line():
         settings_from_dict({"data": {"context_turns": 0}}, source="test", env={})
     with pytest.raises(ConfigError, match=r"data.blocklist = \['ok', ' '\]: entries must not be empty"):
         settings_from_dict({"data": {"blocklist": ["ok", " "]}}, source="test", env={})
+
+
+def _stamps(out) -> list[str]:
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return [turn["value"][1:17] for s in samples for turn in s["conversations"] if turn["value"].startswith("[20")]
+
+
+def test_epoch_exports_are_stamped_in_the_owners_zone(tmp_path):
+    # Imported on a UTC machine (the normalized JSONL carries +00:00), built with [data] tz: the
+    # stamps read the owner's wall clock, as the worker's do, not UTC.
+    export = tmp_path / "result.json"
+    _telegram_export(export)
+    normalized = tmp_path / "messages.jsonl"
+    write_messages(normalized, import_path(export, owner="user100", tz="UTC").messages)
+    utc, shanghai = tmp_path / "utc", tmp_path / "shanghai"
+    build_from_paths([normalized], utc, BuildOptions(owner=("user100",)))
+    settings = settings_from_dict({"data": {"owner": ["user100"], "tz": "Asia/Shanghai"}}, env={})
+    build_from_paths([normalized], shanghai, BuildOptions.from_settings(settings.data))
+    pairs = list(zip(_stamps(utc), _stamps(shanghai), strict=True))
+    assert pairs
+    for in_utc, in_shanghai in pairs:
+        shift = datetime.fromisoformat(in_shanghai) - datetime.fromisoformat(in_utc)
+        assert shift == timedelta(hours=8), (in_utc, in_shanghai)
+
+
+def test_an_unknown_owner_zone_is_one_line_naming_the_key():
+    with pytest.raises(ConfigError, match=r"^test: data.tz = 'Mars/Olympus': unknown time zone 'Mars/Olympus'"):
+        settings_from_dict({"data": {"tz": "Mars/Olympus"}}, source="test", env={})
+    assert settings_from_dict({"data": {"tz": "Asia/Shanghai"}}, env={}).data.tz == "Asia/Shanghai"
