@@ -6,7 +6,7 @@ What it does, in one run on the tiny model with the transformers+peft engine:
 1. trains two LoRA adapters (``tests/lora_helpers.train_adapter``) that answer the benchmark's
    question, asked in exactly the prompt ``ChatEngine`` builds (persona, time-stamped DM), with two
    different sentences, so a greedy reply says which adapter produced it;
-2. starts its own Redis, a ``Registry`` and a ``ChatEngine`` over ``HFEngine``, publishes v1 and
+2. starts its own Redis, a ``Registry`` and a ``ChatEngine`` over ``HFBackend``, publishes v1 and
    checks that v1 and v2 answer with their sentences;
 3. **baseline**: ``--concurrency`` tasks send requests through ``ChatEngine.generate`` with the
    route fixed, for half of ``--baseline`` seconds before the swapping and half after it (so a
@@ -55,7 +55,7 @@ from doppel.redis_client import async_client, sync_client
 from doppel.registry import AdapterRef, Card, Registry
 from doppel.relay import Keys, Request
 from inference.backends.base import Sampling
-from inference.backends.hf import HFEngine
+from inference.backends.hf import HFBackend
 from inference.chat_engine import ChatEngine, ChatOptions
 from training.offline_models import default_cache_dir, ensure_model
 
@@ -105,7 +105,7 @@ def train(model_dir: Path, workdir: Path, system: str) -> list[Path]:
             for i, answer in enumerate(ANSWERS)]
 
 
-class CountingEngine(HFEngine):
+class CountingEngine(HFBackend):
     """The transformers engine, counting how often each adapter version is handed to it to load."""
 
     def __init__(self, *args, **kwargs):

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from doppel.errors import DoppelError
 from doppel.registry import AdapterRef, version_dir
-from inference.backends.base import LoadedAdapter, ModelEngine
+from inference.backends.base import LoadedAdapter, ModelBackend
 
 log = logging.getLogger(__name__)
 
 
 class AdapterSet:
-    def __init__(self, engine: ModelEngine, root: Path, *, max_loaded: int = 8):
+    def __init__(self, engine: ModelBackend, root: Path, *, max_loaded: int = 8):
         self.engine = engine
         self.root = Path(root)
         self.max_loaded = max_loaded

@@ -22,7 +22,7 @@ from doppel.prompt import DEFAULT_PERSONA, Turn, build_messages, join_burst, own
 from doppel.registry import AdapterRef
 from doppel.relay import Keys, Request
 from inference.adapters import AdapterSet
-from inference.backends.base import ModelEngine, Sampling
+from inference.backends.base import ModelBackend, Sampling
 from inference.engine import Generation
 from inference.postprocess import PostProcessor
 
@@ -40,7 +40,7 @@ class ChatOptions:
 
 
 class ChatEngine:
-    def __init__(self, redis, keys: Keys, model: ModelEngine, adapters_root: Path,
+    def __init__(self, redis, keys: Keys, model: ModelBackend, adapters_root: Path,
                  options: ChatOptions = ChatOptions(), postprocess: PostProcessor | None = None,
                  max_loaded_adapters: int = 8):
         self.redis = redis
@@ -150,20 +150,20 @@ def model_directory(base: str, source: str = "doppel.toml") -> Path:
 
 
 def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = model_directory) -> ChatEngine:
-    from inference.backends.vllm import VLLMEngine, VLLMOptions
+    from inference.backends.vllm import VLLMBackend, VLLMOptions
 
     m = settings.model
     base = resolve_model(m.base, settings.source)
     if settings.worker.engine == "vllm":
-        model = VLLMEngine(base, VLLMOptions(
+        model = VLLMBackend(base, VLLMOptions(
             dtype=m.dtype, max_model_len=m.max_model_len, max_loras=m.max_loras, max_lora_rank=m.max_lora_rank,
             max_cpu_loras=m.max_cpu_loras, gpu_memory_utilization=m.gpu_memory_utilization,
             tensor_parallel_size=m.tensor_parallel_size, data_parallel_size=m.data_parallel_size,
             enforce_eager=m.enforce_eager, cpu_kv_cache_gb=m.cpu_kv_cache_gb))
     else:
-        from inference.backends.hf import HFEngine
+        from inference.backends.hf import HFBackend
 
-        model = HFEngine(base, dtype=m.dtype, device=m.device, max_model_len=m.max_model_len)
+        model = HFBackend(base, dtype=m.dtype, device=m.device, max_model_len=m.max_model_len)
     options = ChatOptions(
         owner=settings.data.owner_name or "me", persona=settings.data.persona or DEFAULT_PERSONA,
         sampling=Sampling.from_settings(settings), history=HistoryOptions.from_settings(settings),

@@ -55,10 +55,10 @@ def tiny_clone(redis, keys, model_dir: Path, adapters_root: Path):
     """A greedy chat engine (owner Mia) over transformers+peft on ``model_dir``. Its model's
     ``completions`` list gets (messages, adapter key, raw text) of every generation."""
     from inference.backends.base import Sampling
-    from inference.backends.hf import HFEngine
+    from inference.backends.hf import HFBackend
     from inference.chat_engine import ChatEngine, ChatOptions
 
-    class RecordingHF(HFEngine):
+    class RecordingHF(HFBackend):
         def __init__(self):
             super().__init__(model_dir, max_model_len=384)
             self.completions: list[tuple[list[dict], str, str]] = []

@@ -11,21 +11,21 @@ from pathlib import Path
 
 async def run(model_dir: Path, adapter_one: Path, adapter_two: Path) -> dict:
     from inference.backends.base import LoadedAdapter, Sampling
-    from inference.backends.hf import HFEngine
-    from inference.backends.vllm import VLLMEngine, VLLMOptions
+    from inference.backends.hf import HFBackend
+    from inference.backends.vllm import VLLMBackend, VLLMOptions
 
     greedy = Sampling(temperature=0, max_tokens=16, repetition_penalty=1.0)
     prompts = [[{"role": "user", "content": "how was work?"}], [{"role": "user", "content": "did you eat yet?"}]]
     one = LoadedAdapter("one@v1", 1, adapter_one)
     two = LoadedAdapter("one@v2", 2, adapter_two)
     results: dict = {}
-    hf = HFEngine(model_dir, max_model_len=512)
+    hf = HFBackend(model_dir, max_model_len=512)
     await hf.startup()
     await hf.add_adapter(one)
     await hf.add_adapter(two)
     results["hf"] = {name: [await hf.complete("x", p, a, greedy) for p in prompts]
                      for name, a in (("base", None), ("one", one), ("two", two))}
-    vllm = VLLMEngine(model_dir, VLLMOptions(max_model_len=512, max_lora_rank=8, max_loras=2))
+    vllm = VLLMBackend(model_dir, VLLMOptions(max_model_len=512, max_lora_rank=8, max_loras=2))
     await vllm.startup()
     try:
         await vllm.add_adapter(one)

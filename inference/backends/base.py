@@ -1,12 +1,12 @@
 """What a model-backed engine does for the chat engine: load adapters, turn messages into text.
 
-Two implementations: ``hf.HFEngine`` (transformers + peft, anywhere) and
-``vllm.VLLMEngine`` (vLLM's async engine with LoRA, continuous batching). For the same
+Two implementations: ``hf.HFBackend`` (transformers + peft, anywhere) and
+``vllm.VLLMBackend`` (vLLM's async engine with LoRA, continuous batching). For the same
 adapter and greedy sampling they return the same text. Both apply the base model's chat template
 to the messages from ``doppel.prompt.build_messages``, exactly as training does.
 
 Tested in ``tests/inference/backends/test_hf.py`` and ``tests/inference/backends/test_vllm.py`` (the
-``ModelEngine`` contract: adapters in and out, greedy replies) and
+``ModelBackend`` contract: adapters in and out, greedy replies) and
 ``tests/inference/test_chat_engine.py`` (``Sampling.with_overrides``).
 """
 
@@ -57,7 +57,7 @@ class LoadedAdapter:
     path: Path
 
 
-class ModelEngine(Protocol):
+class ModelBackend(Protocol):
     name: str
     max_model_len: int
 

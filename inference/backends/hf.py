@@ -19,7 +19,7 @@ from inference.backends.base import LoadedAdapter, Sampling
 log = logging.getLogger(__name__)
 
 
-class HFEngine:
+class HFBackend:
     name = "hf"
 
     def __init__(self, model_dir: Path, *, dtype: str = "float32", device: str = "cpu", max_model_len: int = 2048):

@@ -36,7 +36,7 @@ class VLLMOptions:
     cpu_kv_cache_gb: int = 1
 
 
-class VLLMEngine:
+class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model_dir: Path, options: VLLMOptions = VLLMOptions()):

@@ -350,7 +350,7 @@ def test_a_public_address_needs_a_key(tmp_path):
 async def test_the_model_name_routes_to_the_adapter_on_the_tiny_model(settings, make_worker, redis_url, aredis, keys,
                                                                       sync_redis, tiny_model, make_tiny_adapter):
     from inference.backends.base import Sampling
-    from inference.backends.hf import HFEngine
+    from inference.backends.hf import HFBackend
     from inference.chat_engine import ChatEngine, ChatOptions
 
     question = "how was work?"
@@ -358,7 +358,7 @@ async def test_the_model_name_routes_to_the_adapter_on_the_tiny_model(settings, 
     registry.publish(make_tiny_adapter(question, "great, we shipped the bakery app"),
                      Card(name="mia", version=0, base_model="tiny", rank=8), route_default_if_unset=False)
     # Sampling at 0.9 by default: equal answers below show the request's temperature reached the model.
-    engine = ChatEngine(aredis, keys, HFEngine(tiny_model, max_model_len=256), settings.adapters_root(),
+    engine = ChatEngine(aredis, keys, HFBackend(tiny_model, max_model_len=256), settings.adapters_root(),
                         ChatOptions(owner="Mia", sampling=Sampling(max_tokens=12)))
     ask = dict(messages=[{"role": "user", "content": question}], temperature=0, max_tokens=12)
     async with running(make_worker(redis_url, engine=engine)), endpoint(settings) as ep:

@@ -11,7 +11,7 @@ from doppel.history import HistoryOptions
 from doppel.prompt import Turn, owner_zone
 from doppel.registry import Card, Registry
 from inference.backends.base import Sampling
-from inference.backends.hf import HFEngine
+from inference.backends.hf import HFBackend
 from inference.chat_engine import ChatEngine, ChatOptions
 from inference.postprocess import PostProcessor
 
@@ -23,7 +23,7 @@ SYSTEM = "You are me."
 
 @pytest.fixture
 async def model(tiny_model):
-    engine = HFEngine(tiny_model, max_model_len=256)
+    engine = HFBackend(tiny_model, max_model_len=256)
     await engine.startup()
     yield engine
     await engine.shutdown()

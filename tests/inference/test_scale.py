@@ -358,7 +358,7 @@ async def test_a_worker_joining_takes_its_share_and_channels_move_once(tmp_path,
 
 
 class StandInModel:
-    """A ModelEngine without a model: answers with the adapter it was given, after a short wait."""
+    """A ModelBackend without a model: answers with the adapter it was given, after a short wait."""
 
     name = "stand-in"
     max_model_len = 4096

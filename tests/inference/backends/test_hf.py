@@ -6,7 +6,7 @@ import pytest
 
 from doppel.errors import EngineError
 from inference.backends.base import LoadedAdapter, Sampling
-from inference.backends.hf import HFEngine
+from inference.backends.hf import HFBackend
 
 GREEDY = Sampling(temperature=0, max_tokens=24, repetition_penalty=1.0)
 QUESTION = [{"role": "user", "content": "how was work?"}]
@@ -15,7 +15,7 @@ ANSWER = "awful, my boss yelled at the printer again"
 
 @pytest.fixture
 async def engine(tiny_model):
-    engine = HFEngine(tiny_model, max_model_len=512)
+    engine = HFBackend(tiny_model, max_model_len=512)
     await engine.startup()
     yield engine
     await engine.shutdown()
