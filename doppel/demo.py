@@ -247,7 +247,7 @@ class Pipeline:
         self.step(5, "eval", {"options": options.__dict__}, run, eval_json.is_file)
         self.result.report = json.loads(eval_json.read_text(encoding="utf-8"))
         if "eval" in self.result.cached:
-            from training.likeness.evaluate import render
+            from training.likeness.report import render
 
             render(self.result.report, self.console)
 

@@ -72,7 +72,7 @@ def _number(value) -> str:
 
 
 def scores(evaluation: dict) -> list[dict[str, str]]:
-    """The card's eval scores as labelled rows, the headline ones first (``training.likeness.evaluate.summary``)."""
+    """The card's eval scores as labelled rows, the headline ones first (``training.likeness.report.summary``)."""
     if not evaluation:
         return []
     rows: list[dict[str, str]] = []

@@ -134,7 +134,7 @@ def load_eval(adapter_dir: Path) -> dict | None:
 
 
 def _card(name: str, config: dict, meta: dict, report: dict | None, serve: ServeSpec) -> Card:
-    from training.likeness.evaluate import summary
+    from training.likeness.report import summary
 
     data = {k: v for k, v in (meta.get("data") or {}).items() if k not in ("train_sessions", "encode")}
     targets = config.get("target_modules") or []

@@ -1,2 +1,3 @@
-"""How much the clone sounds like its owner: ``evaluate`` (held-out perplexity, generated replies,
-the likeness report) and ``style`` (the style profile and its distance)."""
+"""How much the clone sounds like its owner: ``evaluate`` (held-out perplexity and generated replies,
+scored), ``report`` (the likeness report: eval.json, its chart, the tables) and ``style`` (the style
+profile and its distance)."""

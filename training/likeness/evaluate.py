@@ -11,9 +11,10 @@ trained on, and the report says if any held-out session was among them). On it:
   replies and the owner's real ones are profiled (``training.likeness.style``) and compared.
 
 Output: a table on the terminal, ``eval.json`` (also what ``publish`` puts in the card) and
-``eval.png`` in the adapter directory. ``evaluate_run`` does the same for every checkpoint of a
-training run, with the base model's side computed once, and picks the best step by
-``likeness`` = ``ppl_ratio`` + ``style_distance`` (both lower-is-better and about unit scale).
+``eval.png`` in the adapter directory (``training.likeness.report``). ``evaluate_run`` does the
+same for every checkpoint of a training run, with the base model's side computed once, and picks
+the best step by ``likeness`` = ``ppl_ratio`` + ``style_distance`` (both lower-is-better and about
+unit scale).
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from doppel.errors import InputError
+from training.likeness.report import render, render_checkpoints, summary, write_report
 from training.likeness.style import compare, profile, top_phrases
 from training.sft.dataset import Split, encode, load_samples, record_messages, split_holdout
-
-EVAL_FILE = "eval.json"
 
 
 @dataclass(frozen=True)
@@ -210,19 +209,6 @@ class Evaluator:
         return report
 
 
-def summary(report: dict) -> dict:
-    """The scores that go into an adapter's card."""
-    keep = {"perplexity": report["perplexity"], "likeness": report["likeness"], "publishable": report["publishable"],
-            "heldout_samples": report["data"]["heldout_samples"], "evaluated_at": report["evaluated_at"]}
-    if "style" in report:
-        distance = report["style"]["distance"]
-        keep["style_distance"] = {"adapter": distance["adapter"]["style_distance"],
-                                  "base": distance["base"]["style_distance"]}
-        keep["phrase_rate"] = {k: report["style"][k]["phrase_rate"] for k in ("owner", "adapter", "base")}
-        keep["ai_ism_rate"] = report["style"]["adapter"]["ai_ism_rate"]
-    return keep
-
-
 def _base_for(adapter_dir: Path, meta: dict, cache_dir: Path | None) -> str | None:
     from training.sft.modeling import resolve_base
 
@@ -344,65 +330,3 @@ def evaluate_run(run_dir: Path, data: Path | None = None, options: EvalOptions =
     if console is not None:
         render_checkpoints(result, console)
     return result
-
-
-def write_report(report: dict, out_dir: Path, chart: bool = True) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / EVAL_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    if chart and "style" in report:
-        from training.sft.charts import bar_chart
-
-        style = report["style"]
-        mean = style["owner"]["chars_per_message"].get("mean") or 1.0
-        groups = ["length / owner's", "messages per burst", "emoji rate", "top-phrase rate", "lowercase start",
-                  "AI-isms"]
-        series = {who: [style[who]["chars_per_message"].get("mean", 0) / mean, style[who]["messages_per_burst"],
-                        style[who]["emoji_rate"], style[who]["phrase_rate"], style[who]["lowercase_start"],
-                        style[who]["ai_ism_rate"]] for who in ("owner", "adapter", "base")}
-        ppl = report["perplexity"]
-        bar_chart(out_dir / "eval.png", f"held-out style; perplexity base {ppl['base']:.2f} -> adapter "
-                                        f"{ppl['adapter']:.2f} (ratio {ppl['ratio']:.3f})", groups, series)
-
-
-def render(report: dict, console: Console) -> None:
-    ppl = report["perplexity"]
-    table = Table(title=f"held-out evaluation ({report['data']['heldout_samples']} replies, "
-                        f"{report['data']['heldout_sessions']} sessions)", title_justify="left")
-    for column in ("measure", "owner", "adapter", "base"):
-        table.add_column(column, justify="right" if column != "measure" else "left")
-    table.add_row("perplexity of owner's replies", "", f"{ppl['adapter']:.3f}", f"{ppl['base']:.3f}")
-    if "style" in report:
-        s = report["style"]
-        rows = [("chars per message (mean)", lambda p: f"{p['chars_per_message'].get('mean', 0):.1f}"),
-                ("messages per burst", lambda p: f"{p['messages_per_burst']:.2f}"),
-                ("emoji/sticker rate", lambda p: f"{p['emoji_rate']:.2f}"),
-                ("ends with a period", lambda p: f"{p['ends_with_period']:.2f}"),
-                ("lowercase start", lambda p: f"{p['lowercase_start']:.2f}"),
-                ("owner's top phrases", lambda p: f"{p['phrase_rate']:.2f}"),
-                ("AI-isms", lambda p: f"{p['ai_ism_rate']:.2f}")]
-        for label, fmt in rows:
-            table.add_row(label, fmt(s["owner"]), fmt(s["adapter"]), fmt(s["base"]))
-        d = s["distance"]
-        table.add_row("style distance to owner", "0", f"{d['adapter']['style_distance']:.3f}",
-                      f"{d['base']['style_distance']:.3f}")
-    console.print(table)
-    verdict = "[green]publishable[/]" if report["publishable"] else "[red]not publishable[/]"
-    console.print(f"perplexity ratio adapter/base {ppl['ratio']:.3f} -> {verdict}; top phrases: "
-                  f"{', '.join(report['phrases'][:5]) or '-'}")
-    if report["data"]["trained_on_heldout_sessions"]:
-        console.print(f"[yellow]{report['data']['trained_on_heldout_sessions']} held-out session(s) were in this "
-                      "adapter's training data: the scores are optimistic[/]")
-
-
-def render_checkpoints(result: dict, console: Console) -> None:
-    table = Table(title="checkpoints (lower is better)", title_justify="left")
-    for column in ("step", "ppl ratio", "style distance", "top-phrase rate", "AI-isms", "likeness"):
-        table.add_column(column, justify="right")
-    for row in result["checkpoints"]:
-        mark = " *" if row["step"] == result["best"]["step"] else ""
-        table.add_row(f"{row['step']}{mark}", f"{row['perplexity']['ratio']:.3f}",
-                      f"{row.get('style_distance', {}).get('adapter', float('nan')):.3f}",
-                      f"{row.get('phrase_rate', {}).get('adapter', float('nan')):.2f}",
-                      f"{row.get('ai_ism_rate', float('nan')):.2f}", f"{row['likeness']:.3f}")
-    console.print(table)
-    console.print(f"best: step {result['best']['step']} ({result['best']['adapter']})")

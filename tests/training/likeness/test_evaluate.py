@@ -52,7 +52,7 @@ def test_the_adapter_learned_the_planted_catchphrase(report, run):
 def test_the_report_renders_as_a_table(report):
     from rich.console import Console
 
-    from training.likeness.evaluate import render
+    from training.likeness.report import render
 
     console = Console(record=True, width=120)
     render(report, console)
