@@ -59,7 +59,8 @@ from doppel.relay import Keys, Request
 from inference.backends.base import Sampling
 from inference.backends.hf import HFEngine
 from inference.chat_engine import ChatEngine, ChatOptions
-from training.offline_models import corpus_pairs, default_cache_dir, ensure_model
+from training.offline_models import default_cache_dir, ensure_model
+from training.offline_models.tiny_model import corpus_pairs
 
 use_offline_models()
 

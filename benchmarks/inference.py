@@ -91,7 +91,7 @@ def workload(args, label: str, on_gpu: bool) -> dict:
 
 def make_prompts(count: int, seed: int, system: str) -> list[list[dict]]:
     """Distinct group-chat prompts (4-8 turns): only the persona is shared between them."""
-    from training.offline_models import corpus_pairs
+    from training.offline_models.tiny_model import corpus_pairs
 
     rng = random.Random(seed)
     pairs = corpus_pairs()

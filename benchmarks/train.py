@@ -57,7 +57,7 @@ def make_records(count: int, seed: int, context_turns: int = 10) -> list[dict]:
     sample per owner reply with up to ``context_turns`` earlier turns of its session. Early replies
     of a session have little context and late ones a full window: the uneven lengths of real data."""
     from doppel.prompt import Turn, build_messages, join_burst, persona_prompt
-    from training.offline_models import corpus_pairs
+    from training.offline_models.tiny_model import corpus_pairs
 
     rng = random.Random(seed)
     pairs = corpus_pairs()

@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from doppel.prompt import BURST_SEPARATOR, Turn, build_messages, persona_prompt
-from training.offline_models import corpus_pairs
+from training.offline_models.tiny_model import corpus_pairs
 
 # Two common words the base model never puts together: a catchphrase only the owner has.
 CATCHPHRASE = "no cap"

