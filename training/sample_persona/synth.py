@@ -18,12 +18,14 @@ are generated from the topic phrase bank (``training.sample_persona.phrases``) i
 hours to days apart, replies seconds to minutes; the export has service messages, photos, voice
 messages and stickers, forwarded posts, replies, edits, and text as entity lists (links, bold,
 phone numbers, e-mails). Private values are planted in scripted exchanges
-(``training.sample_persona.plant``) and listed in ``planted_pii.json``.
+(``training.sample_persona.plant``) and listed in ``planted_pii.json``. The sessions are made in
+``training.sample_persona.conversations`` and become export records in
+``training.sample_persona.records``; this module places them on the time line and writes the files.
 
 Everything comes from one seeded ``random.Random``: the same seed and size give the same bytes,
 and the shipped files (``training/sample_persona/data/``) are what the default seed writes::
 
-    python -m training.sample_persona.synth --out training/demo/persona_telegram.json
+    python -m training.sample_persona.synth --out training/sample_persona/data/persona_telegram.json
 
 ``demo_export_path()``, ``planted_pii_path()``, ``OWNER_NAME``/``OWNER_ID`` and
 ``write_export(path, messages=N)`` (a smaller persona, for quick runs) are what the demo pipeline
@@ -34,16 +36,13 @@ from __future__ import annotations
 
 import json
 import random
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 
 import click
 
 from training.sample_persona.cast import (
-    CHAT_BY_KEY,
     CHATS,
     HOURS,
     NIGHT_HOURS,
@@ -53,9 +52,9 @@ from training.sample_persona.cast import (
     PEOPLE,
     ChatSpec,
 )
-from training.sample_persona.phrases import FORWARDS, TOPICS, Topic
-from training.sample_persona.plant import EPISODES, PROFILE_PHONE, VALUES, Episode
-from training.sample_persona.voices import ALEX_STICKER, Part, alex_burst, fill, friend_line, friend_reaction
+from training.sample_persona.conversations import Msg, Session, episode_session, random_session
+from training.sample_persona.plant import EPISODES, PROFILE_PHONE
+from training.sample_persona.records import ZONE, to_record
 
 # The owner as ``--owner`` takes it: the display name (OWNER_NAME) or the Telegram id (OWNER_ID).
 OWNER = OWNER_NAME
@@ -63,177 +62,9 @@ DEFAULT_SEED = 20250310
 DEFAULT_MESSAGES = 3000
 EXPORT_FILE = "persona_telegram.json"
 PLANTED_FILE = "planted_pii.json"
-# Chicago in summer time (CDT) for the whole span: Telegram writes "date" in the exporter's zone.
-ZONE = timezone(timedelta(hours=-5))
 START = datetime(2025, 3, 10, tzinfo=ZONE)
 SPAN_DAYS = 178
 MIN_SESSION_GAP_S = 3 * 3600
-NOT_INCLUDED = "(File not included. Change data exporting settings to download.)"
-_ENTITY = MappingProxyType({"EMAIL": "email", "URL": "link"})
-_SLOT = re.compile(r"\{([A-Z]+)(?:_([A-Z]+))?(?:=([^}]*))?\}")
-
-
-@dataclass
-class Msg:
-    """One message before it has a time and an id: who, what, and how long after the previous one."""
-
-    speaker: str
-    text: str = ""
-    kind: str = "text"                 # text, sticker, photo, voice, service
-    delay_s: float = 0.0
-    spans: list[tuple[int, int, str]] = field(default_factory=list)    # entities: (start, end, type)
-    forwarded_from: str = ""
-    reply_to: Msg | None = None
-    action: dict | None = None
-    planted: list[tuple[str, str]] = field(default_factory=list)      # (kind, value)
-    edited: bool = False
-
-
-@dataclass
-class Session:
-    chat: ChatSpec
-    messages: list[Msg]
-    start: float = 0.0
-
-
-# -- conversations ----------------------------------------------------------------------------
-
-def _weighted(rng: random.Random, pairs: tuple[tuple[str, int], ...]) -> str:
-    return rng.choices([k for k, _ in pairs], weights=[w for _, w in pairs])[0]
-
-
-def _gap(rng: random.Random, low: float, high: float) -> float:
-    return round(low * (high / low) ** rng.random(), 1)
-
-
-def _alex(parts: list[Part], rng: random.Random) -> list[Msg]:
-    out = []
-    for index, part in enumerate(parts):
-        delay = _gap(rng, 3, 25) + 0.12 * len(part.text) if index else _gap(rng, 20, 600)
-        out.append(Msg("alex", part.text, "sticker" if part.sticker else "text", delay))
-    return out
-
-
-def _friend(speaker: str, topic: Topic, rng: random.Random, *, opening: bool = False) -> list[Msg]:
-    """A friend's turn: opening ``topic``, or answering Alex (a reaction or a question on the
-    topic), then now and then one or two more messages on the topic in the same voice."""
-    voice = PEOPLE[speaker].voice
-    if opening:
-        first = friend_line(voice, fill(rng.choice(topic.friend_open), topic, rng), rng)
-    elif rng.random() < 0.45:
-        first = friend_reaction(voice, rng)
-    else:
-        first = friend_line(voice, fill(rng.choice(topic.friend_follow), topic, rng), rng)
-    messages = [Msg(speaker, first, delay_s=_gap(rng, 30, 900) if opening else _gap(rng, 15, 600))]
-    chance = {"caps": 0.6, "terse": 0.4}.get(voice.kind, 0.5)
-    asked = {first}
-    while len(messages) < 3 and rng.random() < chance:
-        # Caps friends stack reactions ("LMAOOO" "I'M SCREAMING"); everyone else moves the topic on.
-        if voice.kind == "caps" and not opening and len(messages) == 1 and rng.random() < 0.5:
-            extra = friend_reaction(voice, rng)
-            template = extra
-        else:
-            template = fill(rng.choice(topic.friend_follow), topic, rng)
-            extra = friend_line(voice, template, rng)
-        if template not in asked:
-            asked.add(template)
-            messages.append(Msg(speaker, extra, delay_s=_gap(rng, 4, 40)))
-        chance /= 2
-    return messages
-
-
-def _link(rng: random.Random) -> str:
-    letters = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
-    return "https://youtu.be/" + "".join(rng.choice(letters) for _ in range(11))
-
-
-def _friend_opening(chat: ChatSpec, topic: Topic, speaker: str, rng: random.Random) -> list[Msg]:
-    voice = PEOPLE[speaker].voice
-    messages = _friend(speaker, topic, rng, opening=True)
-    first = messages[0]
-    if voice.kind == "formal" and first.text.startswith("Reminder:"):
-        first.spans.append((0, len("Reminder:"), "bold"))
-    if topic.name == "synthwave" and voice.kind in ("caps", "casual") and "HEARD" in first.text.upper() \
-            and rng.random() < 0.6:
-        url = _link(rng)
-        first.spans.append((len(first.text) + 1, len(first.text) + 1 + len(url), "link"))
-        first.text += " " + url
-    if topic.name in ("sourdough", "miso") and rng.random() < 0.2:
-        messages.append(Msg(speaker, "", "photo", _gap(rng, 2, 15)))
-    return messages
-
-
-def _session(chat: ChatSpec, rng: random.Random) -> Session:
-    topic = TOPICS[_weighted(rng, chat.topics)]
-    group = len(chat.members) > 1
-    messages: list[Msg] = []
-    used: set[str] = set()    # Alex's lines said in this session: nobody repeats themselves in one talk
-    forwards = [(origin, post) for name, origin, post in FORWARDS if name == topic.name]
-    if forwards and rng.random() < 0.12:
-        origin, post = rng.choice(forwards)
-        messages.append(Msg(rng.choice(("alex", *chat.members)), post, forwarded_from=origin))
-    last = "alex" if rng.random() < 0.35 else rng.choice(chat.members)
-    if last == "alex":
-        messages += _alex(alex_burst(topic, rng, used, opening=True), rng)
-    else:
-        messages += _friend_opening(chat, topic, last, rng)
-    for _ in range(rng.randint(2, 7)):
-        if last != "alex" and (not group or rng.random() < 0.6):
-            if rng.random() < 0.1:
-                topic = TOPICS[_weighted(rng, chat.topics)]
-                parts = alex_burst(topic, rng, used, opening=True)
-                if parts[0].text != "ok but hear me out":
-                    parts.insert(0, Part("ok but hear me out"))
-                burst = _alex(parts, rng)
-            else:
-                burst = _alex(alex_burst(topic, rng, used), rng)
-            if rng.random() < 0.15:
-                burst[0].reply_to = next(m for m in reversed(messages) if m.speaker == last)
-            if topic.name == "miso" and rng.random() < 0.15:
-                burst.append(Msg("alex", rng.choice(("", "look at her", "she knows what she did")), "photo",
-                                 _gap(rng, 3, 20)))
-            messages += burst
-            last = "alex"
-            continue
-        speakers = [s for s in chat.members if s != last] or list(chat.members)
-        for speaker in rng.sample(speakers, 2 if group and len(speakers) > 1 and rng.random() < 0.55 else 1):
-            if rng.random() < 0.03:
-                messages.append(Msg(speaker, "", "voice", _gap(rng, 30, 600)))
-            else:
-                messages += _friend(speaker, topic, rng)
-            last = speaker
-    if rng.random() < 0.03:
-        messages.append(Msg("alex", "", "voice", _gap(rng, 20, 300)))
-    for message in messages:
-        message.edited = message.kind == "text" and rng.random() < 0.02
-    return Session(chat, messages)
-
-
-def _episode(episode: Episode, rng: random.Random) -> Session:
-    chat = CHAT_BY_KEY[episode.chat]
-    messages: list[Msg] = []
-    previous = ""
-    for speaker, template, form in episode.lines:
-        message = Msg(speaker, delay_s=_gap(rng, 3, 20) if speaker == previous else _gap(rng, 30, 600))
-        text, cursor = "", 0
-        for match in _SLOT.finditer(template):
-            kind, style, literal = match.groups()
-            value = literal if literal is not None else VALUES["_".join(filter(None, (kind, style)))](rng)
-            text += template[cursor:match.start()]
-            entity = _ENTITY.get(kind) or ("phone" if kind == "PHONE" and value.startswith("+") else "")
-            if entity:
-                message.spans.append((len(text), len(text) + len(value), entity))
-            message.planted.append((kind, value))
-            text += value
-            cursor = match.end()
-        message.text = text + template[cursor:]
-        if form == "photo":
-            message.kind = "photo"
-        elif form.startswith("forward:"):
-            message.forwarded_from = form.split(":", 1)[1]
-        messages.append(message)
-        previous = speaker
-    return Session(chat, messages)
 
 
 # -- time line and export -----------------------------------------------------------------------
@@ -256,60 +87,6 @@ def _place(sessions: list[Session], rng: random.Random) -> None:
                 session.start = end + MIN_SESSION_GAP_S + rng.randrange(3 * 3600)
             end = session.start + sum(m.delay_s for m in session.messages[1:])
 
-
-def _stamp(at: float) -> dict:
-    moment = datetime.fromtimestamp(round(at), ZONE)
-    return {"date": moment.replace(tzinfo=None).isoformat(), "date_unixtime": str(round(at))}
-
-
-def _text_fields(message: Msg) -> dict:
-    text = message.text
-    if not message.spans:
-        return {"text": text, "text_entities": [{"type": "plain", "text": text}] if text else []}
-    parts: list = []
-    entities = []
-    cursor = 0
-    for start, end, kind in sorted(message.spans):
-        if start > cursor:
-            parts.append(text[cursor:start])
-            entities.append({"type": "plain", "text": text[cursor:start]})
-        parts.append({"type": kind, "text": text[start:end]})
-        entities.append({"type": kind, "text": text[start:end]})
-        cursor = end
-    if cursor < len(text):
-        parts.append(text[cursor:])
-        entities.append({"type": "plain", "text": text[cursor:]})
-    return {"text": parts, "text_entities": entities}
-
-
-def _record(message: Msg, message_id: int, at: float, ids: dict[int, int], counter: list[int]) -> dict:
-    person = PEOPLE[message.speaker]
-    record: dict = {"id": message_id, "type": "service" if message.kind == "service" else "message", **_stamp(at)}
-    if message.kind == "service":
-        record.update(actor=person.name, actor_id=f"user{person.user_id}", **(message.action or {}))
-        record.update(text="", text_entities=[])
-        return record
-    if message.edited:
-        edited = _stamp(at + 40 + message_id % 300)
-        record.update(edited=edited["date"], edited_unixtime=edited["date_unixtime"])
-    record.update({"from": person.name, "from_id": f"user{person.user_id}"})
-    if message.forwarded_from:
-        record["forwarded_from"] = message.forwarded_from
-    if message.reply_to is not None:
-        record["reply_to_message_id"] = ids[id(message.reply_to)]
-    counter[0] += 1
-    moment = datetime.fromtimestamp(round(at), ZONE).strftime("%d-%m-%Y_%H-%M-%S")
-    if message.kind == "photo":
-        record.update(photo=f"photos/photo_{counter[0]}@{moment}.jpg",
-                      photo_file_size=90_000 + message_id * 37 % 150_000, width=1280, height=960)
-    elif message.kind == "voice":
-        record.update(file=f"voice_messages/audio_{counter[0]}@{moment}.ogg", file_size=20_000 + message_id % 40_000,
-                      media_type="voice_message", mime_type="audio/ogg", duration_seconds=3 + message_id % 40)
-    elif message.kind == "sticker":
-        record.update(file=NOT_INCLUDED, file_size=24_180, thumbnail=NOT_INCLUDED, media_type="sticker",
-                      sticker_emoji=ALEX_STICKER if message.speaker == "alex" else message.text, width=512, height=512)
-        return {**record, "text": "", "text_entities": []}
-    return {**record, **_text_fields(message)}
 
 
 def _service(chat: ChatSpec, rng: random.Random, sessions: list[Session]) -> None:
@@ -339,11 +116,11 @@ class Persona:
 def generate(seed: int = DEFAULT_SEED, messages: int = DEFAULT_MESSAGES) -> Persona:
     """The export and the planted values for ``seed`` and about ``messages`` messages in all."""
     rng = random.Random(seed)
-    sessions = [_episode(episode, rng) for episode in EPISODES]
+    sessions = [episode_session(episode, rng) for episode in EPISODES]
     total = sum(len(s.messages) for s in sessions)
     weights = [c.weight for c in CHATS]
     while total < messages:
-        session = _session(rng.choices(CHATS, weights=weights)[0], rng)
+        session = random_session(rng.choices(CHATS, weights=weights)[0], rng)
         sessions.append(session)
         total += len(session.messages)
     _place(sessions, rng)
@@ -364,7 +141,7 @@ def generate(seed: int = DEFAULT_SEED, messages: int = DEFAULT_MESSAGES) -> Pers
                 if message.kind == "service" and message.action and "message_id" in message.action:
                     message.action["message_id"] = ids[id(message.reply_to)]
                     message.reply_to = None
-                records.append(_record(message, next_id, at, ids, counter))
+                records.append(to_record(message, next_id, at, ids, counter))
                 for kind, value in message.planted:
                     planted.append({"kind": kind, "value": value, "chat": chat.name, "message_id": next_id,
                                     "sender": PEOPLE[message.speaker].name,
