@@ -57,7 +57,7 @@ from doppel.prompt import Turn
 from doppel.redis_client import async_client
 from doppel.relay import Keys, Request
 from inference.backends.base import Sampling
-from inference.backends.hf import HFEngine
+from inference.backends.hf import HFBackend
 from inference.chat_engine import ChatEngine, ChatOptions
 from training.offline_models import default_cache_dir, ensure_model
 from training.offline_models.tiny_model import corpus_pairs
@@ -72,15 +72,15 @@ SPEAKERS = ("Ann", "Bob", "Cat", "Dev")
 
 
 class ScriptedModel:
-    """A ModelEngine with the tiny model's tokenizer and chat template but no weights.
+    """A ModelBackend with the tiny model's tokenizer and chat template but no weights.
 
     ``count_tokens`` and ``prompt_ids`` are the transformers engine's own methods, so prompts are
     tokenized exactly as served; ``complete`` returns the next scripted reply and keeps the prompt.
     """
 
     name = "scripted"
-    count_tokens = HFEngine.count_tokens
-    prompt_ids = HFEngine.prompt_ids
+    count_tokens = HFBackend.count_tokens
+    prompt_ids = HFBackend.prompt_ids
 
     def __init__(self, model_dir: Path, max_model_len: int):
         from transformers import AutoTokenizer

@@ -55,8 +55,8 @@ from _harness import ROOT, add_output_options, argument_parser, emit, environmen
 
 from doppel.prompt import Turn, build_messages, persona_prompt
 from inference.backends.base import LoadedAdapter, Sampling
-from inference.backends.hf import HFEngine
-from inference.backends.vllm import VLLMEngine, VLLMOptions
+from inference.backends.hf import HFBackend
+from inference.backends.vllm import VLLMBackend, VLLMOptions
 
 use_offline_models()
 
@@ -178,8 +178,8 @@ class _Stamps:
         return None
 
 
-class TimedHF(HFEngine):
-    """``HFEngine`` generating exactly ``max_tokens`` tokens and timing them; otherwise its own code."""
+class TimedHF(HFBackend):
+    """``HFBackend`` generating exactly ``max_tokens`` tokens and timing them; otherwise its own code."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -207,8 +207,8 @@ class TimedHF(HFEngine):
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
 
-class TimedVLLM(VLLMEngine):
-    """``VLLMEngine`` with ``ignore_eos`` (exactly ``max_tokens`` tokens) and the first token timed."""
+class TimedVLLM(VLLMBackend):
+    """``VLLMBackend`` with ``ignore_eos`` (exactly ``max_tokens`` tokens) and the first token timed."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
