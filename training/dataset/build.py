@@ -32,8 +32,12 @@ from training.dataset.report import format_summary, make_report, write_report
 from training.dataset.samples import SampleOptions, SampleStats, build_samples, length_counter
 from training.dataset.sessions import SessionStats, split_sessions
 from training.importers.messages import Message
+from training.importers.wechat import OWNER_PLACEHOLDER, is_plain_id
 
 SAMPLES_FILE = "samples.jsonl"
+# What importers call the owner when an export has no name for them (WeChat's "我", ShareGPT's
+# "assistant"): "You are 我" names nobody, so any real name, or an --owner name, comes first.
+_NO_NAMES = frozenset({"me", OWNER_PLACEHOLDER, "assistant"})
 PHRASE_MAX_CHARS = 40
 
 
@@ -114,11 +118,16 @@ def _mark_owner(messages: Iterable[Message], owner: Sequence[str]) -> Iterable[M
             for m in messages)
 
 
-def _owner_name(messages: Sequence[Message], configured: str) -> str:
+def _owner_name(messages: Sequence[Message], configured: str, owners: Sequence[str] = ()) -> str:
+    """The persona's name: ``owner_name``, else the owner's most frequent real display name, else
+    the first ``owner`` value that is a name rather than an id, else "me"."""
     if configured.strip():
         return configured.strip()
-    names = Counter(m.sender_name for m in messages if m.is_owner and m.sender_name)
-    return names.most_common(1)[0][0] if names else "me"
+    names = Counter(m.sender_name for m in messages
+                    if m.is_owner and m.sender_name and m.sender_name.casefold() not in _NO_NAMES)
+    if names:
+        return names.most_common(1)[0][0]
+    return next((o.strip() for o in owners if o.strip() and not is_plain_id(o)), "") or "me"
 
 
 def build_dataset(messages: Iterable[Message], out_dir: str | Path, options: BuildOptions | None = None, *,
@@ -171,7 +180,7 @@ def build_dataset(messages: Iterable[Message], out_dir: str | Path, options: Bui
                               blocklist=Blocklist(options.blocklist), stats=session_stats)
     lap("sessions")
     template = options.persona.strip() or DEFAULT_PERSONA
-    system = persona_prompt(_owner_name(kept or read, options.owner_name), template)
+    system = persona_prompt(_owner_name(kept or read, options.owner_name, options.owner), template)
     sample_stats = SampleStats()
     samples = build_samples(sessions, SampleOptions(system, options.context_turns, options.max_length,
                                                     owner_zone(options.tz)),

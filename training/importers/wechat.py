@@ -1,7 +1,9 @@
 """WeChat exports: WeChatMsg/MemoTrace CSV, PyWxDump CSV and the JSON that WeChatMsg writes.
 
 Both CSVs mark the owner's messages themselves (``IsSender`` / ``is_sender``), so ``--owner`` is
-not needed. Text keeps bracketed emoji codes such as ``[捂脸]``: they carry the owner's tone, and a
+not needed to find them; it names them. MemoTrace's ``Remark``/``NickName`` often describe the
+contact even on the owner's rows, so those are never taken as the owner's name (``parse_memotrace``).
+Text keeps bracketed emoji codes such as ``[捂脸]``: they carry the owner's tone, and a
 message made only of them is EMOJI. Animated stickers have no text in the export and become
 STICKER ``[动画表情]``; merged forwarded chats are FORWARD; recalls, pats and calls are SYSTEM.
 Files re-saved by Excel on a Chinese system are GB18030, which is accepted too.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +50,13 @@ _PYWXDUMP_KINDS = {
     "添加好友": Kind.SYSTEM, "群公告": Kind.SYSTEM,
 }
 STICKER_TEXT = "[动画表情]"
+# The owner's sender name when the export has none for them; training.dataset.build knows it is no name.
+OWNER_PLACEHOLDER = "我"
+# WeChat ids: wxid_…, chat rooms, official accounts, numeric (QQ-era) ids, and custom WeChat IDs
+# (6-20 letters, digits, _ or -, starting with a letter). Display names are anything else.
+_WXID = re.compile(r"^(?:wxid_\w+|\w+@chatroom|gh_\w+|\d{5,}|[A-Za-z][-\w]{5,19})$", re.ASCII)
+# Ids that are surely not a person's name, for --owner values ("MiaChen" could be either: kept).
+_PLAIN_ID = re.compile(r"^(?:wxid_\w+|\w+@chatroom|gh_\w+|user\d+|\d+)$", re.ASCII)
 
 
 def _rows(src: Source, required: tuple[str, ...], alternatives: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
@@ -103,9 +113,47 @@ def _chat_name_from_file(path: Path) -> str:
     return path.stem.removesuffix("_utf8").removesuffix("_utf-8") or path.stem
 
 
+def looks_like_wxid(value: str) -> bool:
+    return bool(_WXID.match(value))
+
+
+def is_plain_id(value: str) -> bool:
+    """True for a value that is an id and never a name (``wxid_…``, ``user123``, digits)."""
+    return bool(_PLAIN_ID.match(value.strip()))
+
+
+def owner_given_name(src: Source) -> str:
+    """The first ``--owner`` value that is a name rather than an id, or ""."""
+    return next((name for name in src.owner.names if not is_plain_id(name)), "")
+
+
+class _OwnerRows:
+    """Names the owner's rows of a MemoTrace CSV: never after the contact (see parse_memotrace)."""
+
+    def __init__(self, src: Source, chat_name: str):
+        self.given = owner_given_name(src)
+        self.contact_names = {chat_name}
+
+    def name_row(self, talker: str, sender: str, names: str) -> tuple[str, str]:
+        """(sender id, sender name) of one of the owner's rows."""
+        # The row speaks for the owner only when its Sender is an id of its own: "我" and the
+        # contact's wxid come with the contact's (or the group's) Remark/NickName.
+        own = bool(sender) and sender not in (talker, "我") and looks_like_wxid(sender)
+        name = names if own and names and names not in self.contact_names else ""
+        return (sender if own else "me"), self.given or name or OWNER_PLACEHOLDER
+
+
 def parse_memotrace(src: Source) -> Iterator[Message]:
+    """MemoTrace CSV rows; ``IsSender`` marks the owner's.
+
+    ``Remark``/``NickName`` describe the contact (or the chat) in several of MemoTrace's layouts,
+    the owner's own rows included, so the owner's rows take the ``--owner`` name, else their own
+    name where the row really has one (its ``Sender`` is the owner's wxid and the name is not one of
+    the contact's), else "我": a clone of the owner must never be named after their friend.
+    """
     src.stats.owner_marked = True
     chat_name = _chat_name_from_file(src.path)
+    owners = _OwnerRows(src, chat_name)
     for line, row in _rows(src, MEMOTRACE_REQUIRED):
         try:
             msg_type = int(row["Type"])
@@ -138,8 +186,17 @@ def parse_memotrace(src: Source) -> Iterator[Message]:
         talker = row["TalkerId"].strip()
         group = talker.endswith("@chatroom")
         is_owner = row["IsSender"].strip() == "1"
-        sender_id = (row.get("Sender") or "").strip() or ("" if is_owner else talker)
-        sender_name = src.person(row.get("Remark") or "") or src.person(row.get("NickName") or "") or sender_id
+        sender = (row.get("Sender") or "").strip()
+        names = src.person(row.get("Remark") or "") or src.person(row.get("NickName") or "")
+        if is_owner:
+            sender_id, sender_name = owners.name_row(talker, sender, names)
+        else:
+            sender_id = sender or talker
+            if group and sender and not looks_like_wxid(sender):
+                names = src.person(sender)  # the all-chats CSV: Sender is the member's name, names the group's
+            sender_name = names or sender_id
+            owners.contact_names.update(filter(None, (src.person(row.get("Remark") or ""),
+                                                      src.person(row.get("NickName") or ""))))
         timestamp = _epoch_or_text(row["CreateTime"] or row.get("StrTime", ""), line, src)
         yield Message(platform="wechat", chat_id=talker, chat_name=chat_name, chat_type="group" if group else "dm",
                       sender_id=sender_id or "me", sender_name=sender_name or "me", is_owner=is_owner,
@@ -206,7 +263,7 @@ def _split_lines(text: str) -> list[str]:
 
 def parse_wechatmsg_json(src: Source) -> Iterator[Message]:
     src.stats.owner_marked = True
-    owner = src.owner.names[0] if src.owner.names else "me"
+    owner = owner_given_name(src) or "me"
     for where, record in iter_records(src):
         yield from record_messages(src, record, where, platform="wechat", split=_split_lines,
                                    owner_name=owner, other_name="friend")
