@@ -8,19 +8,23 @@ each parser to count messages, owners, senders and out-of-order timestamps.
 
 Tested in ``tests/training/importers/test_detect.py`` (owner matching, UTF-16 and binary files),
 ``tests/training/importers/test_qq.py`` and ``tests/training/importers/test_whatsapp.py``
-(encodings, bad lines named, names and text cleaned).
+(encodings, bad lines named, names and text cleaned; a chat read from inside a zip archive).
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import unicodedata
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from doppel.errors import InputError
@@ -151,11 +155,17 @@ class SourceStats:
 class Source:
     """One file being imported: its path and display name, the owner, the zone, the stats."""
 
-    def __init__(self, path: Path, fmt: str, owner: Owner, tz: tzinfo | None, name: str | None = None):
+    def __init__(self, path: Path, fmt: str, owner: Owner, tz: tzinfo | None, name: str | None = None, *,
+                 date_order: str | None = None):
         self.path = path
         self.name = name or str(path)
         self.owner = owner
         self.tz = tz
+        # "dmy", "mdy" or "ymd" for exports whose numeric dates could be read either way; None: infer.
+        self.date_order = date_order
+        # The text file to read inside a zip archive (a phone's WhatsApp export); None: read ``path``.
+        # A parser that accepts archives picks it; the reading helpers below then read only that entry.
+        self.member: str | None = None
         self.stats = SourceStats(self.name, fmt)
         self._people: dict[str, str] = {}
 
@@ -213,9 +223,38 @@ def is_binary(head: bytes) -> bool:
     return b"\x00" in head
 
 
+# What a damaged or unusual zip raises while an entry is opened or inflated.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, KeyError)
+
+
+def open_source(src: Source) -> BinaryIO:
+    """The bytes of ``src``: its file, or the entry ``src.member`` of its zip archive, inflated as it is read."""
+    try:
+        if src.member is None:
+            return src.path.open("rb")
+        with zipfile.ZipFile(src.path) as archive:
+            # The entry stays readable after the archive object closes; the buffer gives it a fast readline.
+            return io.BufferedReader(archive.open(src.member), SNIFF_BYTES)
+    except OSError as exc:
+        raise src.error(None, f"cannot read: {exc.strerror or exc}") from None
+    except _ZIP_ERRORS as exc:
+        raise src.error(None, f"cannot read {src.member!r} in the zip archive: {exc}") from None
+
+
+def read_head(src: Source) -> bytes:
+    """The first bytes of ``src`` (of its zip entry, if it has one), for encodings and detection."""
+    if src.member is None:
+        return sniff(src.path)
+    with open_source(src) as handle:
+        try:
+            return handle.read(SNIFF_BYTES)
+        except _ZIP_ERRORS as exc:
+            raise src.error(None, f"cannot read {src.member!r} in the zip archive: {exc}") from None
+
+
 def detect_encoding(src: Source, allowed: tuple[str, ...] = ("utf-8",)) -> str:
     """The encoding of a text export from its first bytes: BOMs first, then ``allowed`` in order."""
-    head = sniff(src.path)
+    head = read_head(src)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -258,14 +297,13 @@ def iter_lines(src: Source, encoding: str, *, keepends: bool = False) -> Iterato
         yield from _iter_utf16_lines(src, keepends)
         return
     codec = "utf-8" if encoding == "utf-8-sig" else encoding
-    try:
-        handle = src.path.open("rb")
-    except OSError as exc:
-        raise src.error(None, f"cannot read: {exc.strerror or exc}") from None
-    with handle:
+    with open_source(src) as handle:
         number = 0
         while True:
-            raw = handle.readline(MAX_LINE_BYTES)
+            try:
+                raw = handle.readline(MAX_LINE_BYTES)
+            except (OSError, *_ZIP_ERRORS) as exc:
+                raise src.error(number + 1, f"cannot be read: {exc}") from None
             if not raw:
                 return
             number += 1
@@ -287,8 +325,10 @@ def iter_lines(src: Source, encoding: str, *, keepends: bool = False) -> Iterato
 def _iter_utf16_lines(src: Source, keepends: bool) -> Iterator[tuple[int, str]]:
     number = 0
     try:
-        with src.path.open("r", encoding="utf-16", newline="") as handle:
+        with io.TextIOWrapper(open_source(src), encoding="utf-16", newline="") as handle:
             for number, line in enumerate(handle, 1):
                 yield number, line if keepends else line.rstrip("\r\n")
     except UnicodeDecodeError:
         raise src.error(number + 1, "is not valid UTF-16 text; re-save the file as UTF-8") from None
+    except (OSError, *_ZIP_ERRORS) as exc:
+        raise src.error(number + 1, f"cannot be read: {exc}") from None
