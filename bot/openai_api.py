@@ -18,9 +18,19 @@ completion becomes a one-off conversation on its own channel (``openai:<instance
 
 System messages are ignored (the persona is the clone's: its adapter and ``[data] persona``),
 as are parameters the worker cannot apply per request; the ``X-Doppel-Ignored`` header names
-them. ``X-Doppel-Adapter`` names the adapter version that answered. If ``$DOPPEL_OPENAI_KEY``
-is set, requests need ``Authorization: Bearer <key>``; without it the endpoint only listens on
-a loopback address.
+them. ``X-Doppel-Adapter`` names the adapter version that answered.
+
+Any web page the owner opens can make the browser call this endpoint, so (``bot/http_guard.py``,
+the web chat's guard):
+
+- a request whose ``Origin`` is another site is refused (403), and without a key so is one whose
+  ``Host`` is not a loopback name (a DNS-rebinding page sends its own name);
+- a POST must say ``Content-Type: application/json`` (415 otherwise): a page can send a
+  ``text/plain`` or form POST across sites without asking first, never a JSON one;
+- if ``$DOPPEL_OPENAI_KEY`` is set, requests need ``Authorization: Bearer <key>``; without it the
+  endpoint refuses to listen on anything but a loopback address (``check_exposure``, at start).
+
+Tested in ``tests/bot/test_openai_api.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -39,6 +48,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.http_guard import refusal
 from bot.openai_schema import ApiError, Ask, Completion, parse_request
 from bot.relay_client import RelayClient
 from bot.triggers import owner_name
@@ -48,6 +58,7 @@ from doppel.history import HistoryOptions
 from doppel.prompt import Turn
 from doppel.redis_client import async_client
 from doppel.relay import Reply, Request
+from doppel.settings_sections import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +76,7 @@ def check_exposure(host: str, key: str | None) -> None:
     """Refuse to serve a non-loopback address without a key: the clone speaks for its owner."""
     if key:
         return
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):  # a host name too: what it resolves to is not ours to trust
         raise ConfigError(f"openai.host = {host!r} is not a loopback address: set ${KEY_ENV} so that only "
                           "clients with the key can use the endpoint, or listen on 127.0.0.1")
 
@@ -101,11 +108,12 @@ class OpenAIServer:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Join the relay, sweep routes a crashed run left, listen; returns the bound port."""
+        host = host or self.options.host
+        check_exposure(host, self.key)  # every way of starting the server, not only the CLI's
         await self._sweep_routes()
         await self._exit.enter_async_context(self.client.delivering(self._delivered, on_failed=self._delivered))
         self._runner = web.AppRunner(self.app, access_log=log)
         await self._runner.setup()
-        host = host or self.options.host
         port = self.options.port if port is None else port
         try:
             await web.TCPSite(self._runner, host, port, reuse_address=True).start()
@@ -127,7 +135,15 @@ class OpenAIServer:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         try:
+            refused = refusal(request.host, request.headers.get("Origin"), allow_remote=self.key is not None,
+                              what="this endpoint")
+            if refused is not None:  # a remote Host is fine with a key: a rebinding page cannot know it
+                raise ApiError(403, refused.message, code=refused.code)
             self._authorize(request)
+            if request.method == "POST" and request.content_type != "application/json":
+                raise ApiError(415, f"send the body as JSON with 'Content-Type: application/json' (got "
+                                    f"{request.headers.get('Content-Type', 'none')[:80]!r})",
+                               code="unsupported_media_type")
             return await handler(request)
         except ApiError as exc:
             return web.json_response(exc.body(), status=exc.status)

@@ -17,7 +17,8 @@ others. The server pushes ``message``, ``typing`` and ``adapter`` (the registry 
 
 Pages are only served to this machine's own origin: a request whose ``Origin`` is another site,
 or (without ``[web] allow_remote``) whose ``Host`` is not a loopback name (DNS rebinding), is
-refused. Static files carry a Content-Security-Policy that allows nothing from elsewhere.
+refused (``bot/http_guard.py``, shared with the OpenAI endpoint). Static files carry a
+Content-Security-Policy that allows nothing from elsewhere.
 
 Tested in ``tests/bot/webchat/test_platform.py`` (the socket protocol, the panel API, refused origins
 and hosts) and ``tests/bot/webchat/test_browser.py`` (the page in a real browser).
@@ -30,13 +31,12 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from bot.http_guard import refusal
 from bot.webchat import panel
 from doppel.errors import InputError
-from doppel.settings_sections import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,10 @@ def make_app(platform) -> web.Application:
 @web.middleware
 async def _guard(request: web.Request, handler):
     platform = request.app[PLATFORM]
-    host = urlsplit(f"//{request.host}").hostname or ""
-    if not platform.web.allow_remote and not is_loopback(host):
-        return web.Response(status=403, text="this chat answers on its loopback address only\n")
-    origin = request.headers.get("Origin")
-    if origin and urlsplit(origin).netloc != request.host:
-        return web.Response(status=403, text="requests from other sites are refused\n")
+    refused = refusal(request.host, request.headers.get("Origin"), allow_remote=platform.web.allow_remote,
+                      what="this chat")
+    if refused is not None:
+        return web.Response(status=403, text=refused.message + "\n")
     response = await handler(request)
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)

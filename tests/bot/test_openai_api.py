@@ -268,6 +268,73 @@ async def test_the_key_is_required_when_set(settings, make_worker, redis_url):
     assert answer.choices[0].message.content == "echo: hi"
 
 
+async def test_other_hosts_and_sites_are_refused_without_reaching_the_worker(settings, aredis, keys):
+    """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 sends its own Host;
+    a page on any other site sends its Origin. Neither may query the clone."""
+    body = json.dumps({"model": "default", "messages": [USER]}).encode()
+    async with endpoint(settings) as ep, aiohttp.ClientSession() as http:
+        own = ep.url.removesuffix("/v1")
+        for headers, code in (({"Host": "evil.example"}, "host_not_allowed"),
+                              ({"Host": "evil.example:80"}, "host_not_allowed"),
+                              ({"Origin": "http://evil.example"}, "origin_not_allowed"),
+                              ({"Origin": "null"}, "origin_not_allowed")):
+            for method, path in (("GET", "/models"), ("POST", "/chat/completions")):
+                async with http.request(method, ep.url + path, data=body if method == "POST" else None,
+                                        headers={"Content-Type": "application/json", **headers}) as response:
+                    assert response.status == 403, (method, path, headers)
+                    error = (await response.json())["error"]
+                    assert error["code"] == code and error["type"] == "invalid_request_error"
+        for headers in ({"Host": ep.url.split("//")[1].split("/")[0].replace("127.0.0.1", "localhost")},
+                        {"Origin": own}):
+            async with http.get(ep.url + "/models", headers=headers) as response:
+                assert response.status == 200, headers
+    assert await queued(aredis, keys) == 0, "nothing reaches the worker"
+
+
+async def test_with_a_key_any_host_may_ask_but_other_sites_still_may_not(settings):
+    # Behind a reverse proxy the Host is the public name; the key is what a rebinding page lacks.
+    secret = "sk-doppel-test-5678"
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with endpoint(settings, key=secret) as ep, aiohttp.ClientSession() as http:
+        async with http.get(ep.url + "/models", headers={"Host": "clone.example.org", **auth}) as response:
+            assert response.status == 200
+        async with http.get(ep.url + "/models", headers={"Origin": "http://evil.example", **auth}) as response:
+            assert response.status == 403 and (await response.json())["error"]["code"] == "origin_not_allowed"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+async def test_a_post_that_is_not_declared_json_is_a_415(settings, content_type, aredis, keys):
+    """A page may send a 'simple' cross-site POST (text/plain, a form) without a preflight: refused."""
+    body = json.dumps({"model": "default", "messages": [USER]}).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with endpoint(settings) as ep, aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as http:
+        async with http.post(ep.url + "/chat/completions", data=body, headers=headers) as response:
+            assert response.status == 415, content_type
+            error = (await response.json())["error"]
+        async with http.post(ep.url + "/chat/completions", data=json.dumps({"model": "gpt-4o", "messages": [USER]}),
+                             headers={"Content-Type": "application/json; charset=utf-8"}) as response:
+            assert response.status == 404, "JSON with a charset is JSON"
+    assert error["code"] == "unsupported_media_type" and "application/json" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert await queued(aredis, keys) == 0
+
+
+async def test_the_server_itself_refuses_a_network_address_without_a_key(settings):
+    from doppel.errors import ConfigError
+    from doppel.redis_client import async_client
+
+    redis = async_client(settings.redis.url)
+    try:
+        for host in ("0.0.0.0", "::", "192.0.2.1", "example.org"):
+            server = OpenAIServer(settings, redis)
+            with pytest.raises(ConfigError, match="DOPPEL_OPENAI_KEY"):
+                await server.start(host=host, port=0)
+            await server.stop()
+    finally:
+        await redis.aclose()
+
+
 async def test_no_worker_is_a_504_and_the_late_reply_is_cleaned_up(make_settings, make_worker, redis_url,
                                                                   aredis, keys):
     settings = make_settings(openai={"timeout_s": 0.3})
