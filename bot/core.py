@@ -3,8 +3,11 @@
 ``BotCore.handle`` takes each ``Incoming`` message from a platform adapter:
 
 1. Edits, this bot's own messages, empty texts and messages older than the bot's start are
-   dropped. A message starting with ``/clone`` (or ``/about``) is an owner command
-   (``bot/owner_commands.py``): answered here, never recorded, never sent to the model.
+   dropped, and so is a DM from anyone not on the platform's ``dm_allowlist`` when it has one
+   (the owners always may): only logged, never recorded or answered. A message starting with
+   ``/clone`` (or ``/about``) is an owner command (``bot/owner_commands.py``): answered here,
+   never recorded, never sent to the model. A non-owner's command is refused at most once an hour
+   per user, and only while the chat has no reply pending or queued (``_may_refuse``).
 2. In an active channel (not paused, and for groups in the platform's ``chats`` allowlist when it
    has one) every text message is recorded into the channel history, whoever wrote it, bots
    included, through ``doppel.history.record``: one JSON entry per message in the Redis list
@@ -38,7 +41,7 @@ import logging
 import random
 import time
 
-from bot.owner_commands import COMMANDS, Commands, parse_command
+from bot.owner_commands import COMMANDS, REFUSAL, Commands, parse_command
 from bot.pacing import ChannelSender, Outgoing, PacingOptions, RateWindow, split_message
 from bot.platform import Incoming, Platform
 from bot.relay_client import RelayClient
@@ -69,6 +72,8 @@ class BotCore:
         section = getattr(settings, platform.name, None)
         self.owner_ids = frozenset(section.owner_ids if section is not None else ())
         self.allowed_chats = frozenset(section.chats if section is not None else ())
+        # Who may DM the clone; empty: anyone (the web chat and terminal have no such list).
+        self.dm_allowlist = frozenset(getattr(section, "dm_allowlist", None) or ())
         self.triggers = Triggers(TriggerOptions.from_settings(settings), rng=rng)
         self.pacing = pacing or PacingOptions.from_settings(settings)
         self.history = history or HistoryOptions.from_settings(settings)
@@ -142,11 +147,18 @@ class BotCore:
         if event.at < self.started_at - _START_SLACK_S:
             log.debug("%s: skipping message %s from before the start", self.platform.name, event.message_id)
             return
+        if event.chat_type == "dm" and not self.accepts_dm(event.author_id):
+            # Not the text: a stranger's words are not ours to keep, not even in the log.
+            log.info("%s: ignoring a DM from user %s in %s: not on [%s] dm_allowlist", self.platform.name,
+                     event.author_id, event.channel, self.platform.name)
+            return
         self._chat_types[event.channel] = event.chat_type
         command = parse_command(event.text, self.platform.username)
         if command is not None:
             if not event.is_bot:
                 answer = await self.commands.run(event, *command)
+                if answer == REFUSAL and not await self._may_refuse(event):
+                    return
                 if answer:
                     await self.notify(event.channel, answer, reply_to=event.message_id)
             return
@@ -171,6 +183,30 @@ class BotCore:
                          event.author_id, event.message_id)
                 return
             await self._submit(event, trigger)
+
+    def accepts_dm(self, author_id: str) -> bool:
+        """Whether a DM from ``author_id`` is taken: no allowlist, on it, or an owner."""
+        return not self.dm_allowlist or author_id in self.dm_allowlist or self.commands.is_owner(author_id)
+
+    async def _may_refuse(self, event: Incoming) -> bool:
+        """Whether to post the refusal of a non-owner's command (``Commands.run`` logged the attempt).
+
+        At most once per user an hour, and only when the chat has no reply waiting for the worker
+        (its request id is still on the channel's order list) or queued to post: a refusal must
+        not take a reply's place in the chat's send window. A held-back refusal is not counted.
+        """
+        user = f"{event.platform}:{event.author_id}"
+        if not self.triggers.refusal_due(user):
+            log.info("%s: user %s was refused within the hour; not answering again", self.platform.name,
+                     event.author_id)
+            return False
+        pending = await self.redis.llen(self.keys.channel_order(self.client.bot, event.channel))
+        if pending or not self.sender(event.channel).idle:
+            log.info("%s: not refusing user %s in %s while replies are pending there", self.platform.name,
+                     event.author_id, event.channel)
+            return False
+        self.triggers.refused(user)
+        return True
 
     def _active(self, event: Incoming, here: dict, everywhere: dict) -> bool:
         if here.get("paused") == "1" or everywhere.get("paused") == "1":

@@ -10,9 +10,14 @@ The cooldown only holds back the unsolicited triggers (name, random): someone wh
 clone or replies to it is talking to it and gets an answer, subject to the per-user rate limit,
 which bounds how much any one person can make the worker do.
 
+Someone who is not an owner and types ``/clone ...`` is told no at most once per
+``refusal_every_s`` (an hour): ``refusal_due`` / ``refused``, so refusals cannot spend a group's
+send window (Telegram allows 20 messages a minute) that real replies need.
+
 Bots (this one included), edits and commands never get here: ``BotCore.handle`` filters them.
 
-Tested in ``tests/bot/test_core.py`` (rule order, the seeded coin, cooldown, per-user rate limit).
+Tested in ``tests/bot/test_core.py`` (rule order, the seeded coin, cooldown, per-user rate limit) and
+``tests/bot/test_owner_commands.py`` (one refusal an hour).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class TriggerOptions:
     cooldown_s: float = 60.0          # after answering in a group, no name/random trigger for this long
     user_limit: int = 5               # requests one person may cause...
     user_window_s: float = 60.0       # ...per this many seconds
+    refusal_every_s: float = 3600.0   # a non-owner's /clone is answered at most once per this, per user
 
     @classmethod
     def from_settings(cls, settings) -> TriggerOptions:
@@ -76,6 +82,7 @@ class Triggers:
         self._names = name_pattern(options.names)
         self._answered_at: dict[str, float] = {}        # channel -> when a group request last went out
         self._user_requests: dict[str, deque[float]] = {}  # "platform:user" -> recent request times
+        self._refused_at: dict[str, float] = {}          # "platform:user" -> when they were last told no
 
     def decide(self, event: Incoming, *, is_owner: bool, probability: float | None = None,
                cooldown_s: float | None = None) -> str | None:
@@ -121,3 +128,17 @@ class Triggers:
             for key in [k for k, v in self._user_requests.items() if not v or now - v[-1] >= window]:
                 del self._user_requests[key]
         return True
+
+    def refusal_due(self, user: str) -> bool:
+        """True when ``user`` was not refused a command within ``refusal_every_s`` (nothing taken)."""
+        last = self._refused_at.get(user)
+        return last is None or self.clock() - last >= self.options.refusal_every_s
+
+    def refused(self, user: str) -> None:
+        """``user`` was told no: the next refusal is due in ``refusal_every_s``."""
+        now = self.clock()
+        self._refused_at[user] = now
+        if len(self._refused_at) > 10_000:  # forget refusals that are due again rather than grow
+            every = self.options.refusal_every_s
+            for key in [k for k, at in self._refused_at.items() if now - at >= every]:
+                del self._refused_at[key]

@@ -105,6 +105,8 @@ class PlatformSettings(Section):
     owner_ids: list[str] = Field(default_factory=list)
     # Group chats the clone is active in (ids); empty: every group it is added to.
     chats: list[str] = Field(default_factory=list)
+    # User ids who may DM the clone (the owners always may); empty: anyone. Others' DMs are ignored.
+    dm_allowlist: list[str] = Field(default_factory=list)
 
 
 class DataSettings(Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import random
 import time
 
@@ -239,6 +240,30 @@ async def test_one_user_cannot_flood_the_worker(make_core, aredis, keys):
     assert core.submitted == 4
     assert await aredis.xlen(keys.requests) == 4
     assert len(await load(aredis, keys, "telegram:55")) == 10, "held-back messages are still recorded"
+
+
+async def test_dms_from_people_off_a_dm_allowlist_are_ignored(make_core, aredis, keys, caplog):
+    caplog.set_level(logging.INFO, logger="bot.core")
+    platform = MemoryPlatform()
+    core = await make_core(platform, telegram={"dm_allowlist": ["77"]})
+    stranger = dict(chat_type="dm", channel="telegram:88", author_id="88", author_name="Eve")
+    for text in ("hi, who are you?", "/about", "/clone status"):
+        await core.handle(incoming(text, **stranger))
+    await asyncio.sleep(0.2)
+    assert core.recorded == 0 and core.submitted == 0 and platform.sent == [], "not recorded, not asked, no reply"
+    assert await load(aredis, keys, "telegram:88") == []
+    assert "not on [telegram] dm_allowlist" in caplog.text and "who are you" not in caplog.text, "logged, without text"
+    await core.handle(incoming("hey it's me", chat_type="dm", channel="telegram:77", author_id="77"))
+    await core.handle(incoming("note to self", chat_type="dm", channel="telegram:1", author_id="1"))
+    assert core.submitted == 2, "a listed friend and the owner (always allowed) are answered"
+    await core.handle(incoming("hello @doppel", author_id="88", mentions_me=True))
+    assert core.submitted == 3, "the DM allowlist does not touch groups"
+
+
+async def test_dms_are_open_to_everyone_by_default(make_core):
+    core = await make_core()
+    await core.handle(incoming("hi", chat_type="dm", channel="telegram:88", author_id="88"))
+    assert core.submitted == 1
 
 
 async def test_failed_sends_are_retried_and_nothing_is_lost(make_core, make_worker, redis_url, caplog):

@@ -76,6 +76,32 @@ async def test_non_owners_are_refused_and_logged_by_id_not_name(owner_setup, are
     assert await aredis.hget(keys.global_settings, "paused") == "1"
 
 
+async def test_a_non_owner_is_refused_once_an_hour_and_then_only_logged(owner_setup, caplog):
+    core, platform, _ = owner_setup
+    now = [1000.0]
+    core.triggers.clock = lambda: now[0]
+    assert await command(core, platform, "/clone pause", author_id="666") == REFUSAL
+    for text in ("/clone status", "/clone use evil", "/clone"):
+        assert await command(core, platform, text, author_id="666") == "", "no second refusal within the hour"
+    assert await command(core, platform, "/clone status", author_id="667") == REFUSAL, "per user"
+    assert caplog.text.count("user 666") >= 4, "every attempt is logged"
+    now[0] += 3601
+    assert await command(core, platform, "/clone status", author_id="666") == REFUSAL
+    assert platform.texts().count(REFUSAL) == 3
+
+
+async def test_a_refusal_never_goes_out_ahead_of_a_pending_reply(owner_setup, make_worker, redis_url):
+    core, platform, _ = owner_setup
+    await core.handle(incoming("hey @doppel", author_id="12", mentions_me=True))
+    assert core.submitted == 1  # no worker yet: its reply is pending
+    assert await command(core, platform, "/clone status", author_id="666") == ""
+    async with running(make_worker(redis_url)):
+        await eventually(lambda: platform.sent and core.idle, what="the reply")
+    assert platform.texts() == ["echo: hey @doppel"], "the group's rate window went to the reply"
+    # Held back, not spent: the next attempt, with nothing pending, gets the one refusal.
+    assert await command(core, platform, "/clone status", author_id="666") == REFUSAL
+
+
 async def test_commands_never_reach_the_model_or_the_history(owner_setup, aredis, keys):
     core, platform, _ = owner_setup
     await command(core, platform, "/clone help")
