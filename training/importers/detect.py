@@ -17,13 +17,31 @@ from __future__ import annotations
 import csv
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
 from doppel.errors import InputError
-from training.importers import articles, discord, normalized, qq, sharegpt, telegram, wechat, whatsapp
+from training.importers import (
+    articles,
+    discord,
+    imessage,
+    line,
+    memotrace_txt,
+    meta,
+    normalized,
+    qq,
+    sharegpt,
+    signal,
+    telegram,
+    twitter,
+    wechat,
+    wechatexporter,
+    weibo,
+    whatsapp,
+)
 from training.importers.base import Owner, Source, SourceStats, decode_head, is_binary, resolve_tz, sniff
 from training.importers.messages import Kind, Message
 
@@ -40,10 +58,18 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec("wechat", wechat.parse_memotrace, (".csv",), "WeChatMsg/MemoTrace CSV"),
     FormatSpec("wechat-pywxdump", wechat.parse_pywxdump, (".csv",), "PyWxDump CSV"),
     FormatSpec("wechat-json", wechat.parse_wechatmsg_json, (".json",), "WeChatMsg JSON"),
+    FormatSpec("wechat-txt", memotrace_txt.parse, (".txt",), "WeChatMsg/MemoTrace TXT"),
+    FormatSpec("wechatexporter", wechatexporter.parse, (".txt",), "WechatExporter (iPhone backup) text"),
     FormatSpec("qq", qq.parse, (".txt",), "QQ text export"),
     FormatSpec("telegram", telegram.parse, (".json",), "Telegram Desktop result.json"),
     FormatSpec("discord", discord.parse, (".json",), "DiscordChatExporter JSON"),
-    FormatSpec("whatsapp", whatsapp.parse, (".txt",), "WhatsApp chat export"),
+    FormatSpec("whatsapp", whatsapp.parse, (".txt", ".zip"), "WhatsApp chat export (text, or the phone's zip)"),
+    FormatSpec("line", line.parse, (".txt",), "LINE chat history text"),
+    FormatSpec("imessage", imessage.parse, (".txt",), "iMessage (imessage-exporter text)"),
+    FormatSpec("signal", signal.parse, (".md",), "Signal (signal-export Markdown)"),
+    FormatSpec("meta", meta.parse, (".json",), "Instagram/Messenger JSON (Meta download)"),
+    FormatSpec("twitter", twitter.parse, (".js",), "X/Twitter archive tweets.js"),
+    FormatSpec("weibo", weibo.parse, (".json", ".csv"), "Weibo backup (weibo-crawler, API, Weibo-archiver)"),
     FormatSpec("sharegpt", sharegpt.parse, (".jsonl", ".json"), "ShareGPT/OpenAI JSONL"),
     FormatSpec("articles", articles.parse, (".md", ".markdown", ".txt"), "blog posts"),
     FormatSpec("doppel", normalized.parse, (".jsonl",), "Doppel normalized messages"),
@@ -51,7 +77,7 @@ FORMATS: tuple[FormatSpec, ...] = (
 FORMAT_NAMES = tuple(spec.name for spec in FORMATS)
 # Service notices and forwards are in the owner's name but not in the owner's words.
 _NOT_SPOKEN = frozenset({Kind.SYSTEM, Kind.FORWARD})
-CANDIDATE_EXTENSIONS = frozenset({".json", ".jsonl", ".csv", ".txt", ".md", ".markdown"})
+CANDIDATE_EXTENSIONS = frozenset({".json", ".jsonl", ".csv", ".txt", ".md", ".markdown", ".js", ".zip"})
 
 _TELEGRAM = re.compile(r'"personal_information"|"date_unixtime"|"from_id"\s*:\s*"(?:user|channel)|'
                        r'"type"\s*:\s*"(?:personal_chat|private_group|private_supergroup|public_supergroup|'
@@ -65,7 +91,8 @@ _NORMALIZED = re.compile(r'^\{"platform": "[^"]*", "chat_id": ')
 _MEMOTRACE_COLUMNS = {"localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "StrContent", "StrTime"}
 _PYWXDUMP_COLUMNS = {"MsgSvrID", "type_name", "is_sender", "talker", "room_name"}
 _NOT_SUPPORTED = {
-    ".html": "an HTML export: export as JSON instead (Telegram: 'Machine-readable JSON'; "
+    ".html": "an HTML export: export as JSON instead (Telegram Desktop: Export chat history, Format "
+             "'Machine-readable JSON'; Instagram/Facebook: Download your information, Format JSON; "
              "DiscordChatExporter: --format Json)",
     ".htm": "an HTML export: export as JSON instead",
     ".zip": "a zip archive: unpack it first",
@@ -89,41 +116,78 @@ def detect_format(path: str | Path) -> str:
     raw = sniff(path)
     if not raw.replace(b"\xef\xbb\xbf", b"").strip():
         raise InputError(f"{path}: the file is empty")
+    ext = path.suffix.lower()
+    if zipfile.is_zipfile(path):
+        # The phone's WhatsApp export is a zip with the chat and its media: read in place.
+        if whatsapp.sniff_zip(path):
+            return "whatsapp"
+        raise InputError(f"{path}: cannot tell which export this is (a zip archive without a WhatsApp chat "
+                         "inside: unpack it first); pass --format ({', '.join(FORMAT_NAMES)})")
     if is_binary(raw):
         raise InputError(f"{path}: is a binary file, not a chat export")
     head = decode_head(raw)
-    ext = path.suffix.lower()
     fmt = _detect_from_content(head, ext)
     if fmt:
         return fmt
-    hint = _NOT_SUPPORTED.get(ext, "not a format Doppel recognizes")
+    hint = _NOT_SUPPORTED.get(ext) or f"{_looks_like(head)}, not a format Doppel recognizes"
     raise InputError(f"{path}: cannot tell which export this is ({hint}); "
                      f"pass --format ({', '.join(FORMAT_NAMES)})")
 
 
 def _detect_from_content(head: str, ext: str) -> str | None:
+    """Content decides; the extension only breaks ties (a renamed file still imports)."""
     body = head.lstrip()
+    if twitter.sniff(head):
+        return "twitter"
+    if _JSON_START.match(body):
+        return _detect_json(head, body)
+    if body.split("\n", 1)[0].count(",") >= 4 or ext == ".csv":
+        return _detect_csv(body)
+    # Chat logs written as text: the line layout with the most evidence wins.
+    scores = {"qq": qq.sniff(head), "whatsapp": whatsapp.sniff(head), "line": line.sniff(head),
+              "imessage": imessage.sniff(head), "wechatexporter": wechatexporter.sniff(head),
+              "wechat-txt": memotrace_txt.sniff(head), "signal": signal.sniff(head)}
+    if scores["wechat-txt"] and scores["wechat-txt"] == scores["qq"]:
+        scores["wechat-txt"] -= 1  # MemoTrace's TXT without its marks reads like QQ's: QQ it is
+    best = max(scores, key=scores.get)
+    # signal-export's lines also read as WhatsApp's ISO style: its own marks (trailing spaces,
+    # reaction lines, ./media links, "Me") must add to them for Signal to win.
+    if scores[best] > 0 and (best != "signal" or scores["signal"] > scores["whatsapp"]):
+        return best
     if ext in (".md", ".markdown"):
         return "articles"
-    if _JSON_START.match(body):
-        if _NORMALIZED.match(body):
-            return "doppel"
-        if _DISCORD.search(head):
-            return "discord"
-        if _TELEGRAM.search(head):
-            return "telegram"
-        if _WECHATMSG_JSON.search(head):
-            return "wechat-json"
-        if _SAMPLES.search(head):
-            return "sharegpt"
-        return None
-    if ext == ".csv" or body.split("\n", 1)[0].count(",") >= 4:
-        return _detect_csv(body)
-    if ext in (".txt", "") or ext not in CANDIDATE_EXTENSIONS:
-        scores = {"qq": qq.sniff(head), "whatsapp": whatsapp.sniff(head)}
-        best = max(scores, key=scores.get)
-        return best if scores[best] > 0 else None
     return None
+
+
+def _detect_json(head: str, body: str) -> str | None:
+    if _NORMALIZED.match(body):
+        return "doppel"
+    if _DISCORD.search(head):
+        return "discord"
+    if _TELEGRAM.search(head):
+        return "telegram"
+    if meta.sniff(head):
+        return "meta"
+    if weibo.sniff(head):
+        return "weibo"
+    if _WECHATMSG_JSON.search(head):
+        return "wechat-json"
+    if _SAMPLES.search(head):
+        return "sharegpt"
+    return None
+
+
+def _looks_like(head: str) -> str:
+    """What an unrecognized file looks like, in a few words, for the one-line error."""
+    body = head.lstrip()
+    if _JSON_START.match(body):
+        keys = sorted(set(re.findall(r'"([A-Za-z_][\w]{0,30})"\s*:', body[:4000])))[:6]
+        return f"JSON with the keys {', '.join(keys)}" if keys else "JSON"
+    first = body.split("\n", 1)[0]
+    if first.count(",") >= 2:
+        return f"a CSV whose header is {first[:80]!r}"
+    lines = [line for line in body.splitlines()[:50] if line.strip()]
+    return f"text whose first line is {lines[0][:60]!r}" if lines else "text"
 
 
 def _detect_csv(body: str) -> str | None:
@@ -137,6 +201,8 @@ def _detect_csv(body: str) -> str | None:
         return "wechat"
     if len(header & _PYWXDUMP_COLUMNS) >= 3:
         return "wechat-pywxdump"
+    if weibo.sniff(body) >= 3:
+        return "weibo"
     return None
 
 
@@ -213,13 +279,17 @@ def _check_owner(src: Source) -> None:
 
 
 def import_file(path: str | Path, *, owner: str | list[str] | None = None, fmt: str | None = None,
-                tz: tzinfo | str | None = None, name: str | None = None,
+                tz: tzinfo | str | None = None, name: str | None = None, date_order: str | None = None,
                 progress: Callable[[int], None] | None = None) -> SourceResult:
-    """Import one export file; ``progress(count)`` is called every few thousand messages."""
+    """Import one export file; ``progress(count)`` is called every few thousand messages.
+
+    ``date_order`` ("dmy", "mdy", "ymd") overrides the order that exports with numeric dates
+    (WhatsApp, LINE) otherwise infer from all of the file's dates.
+    """
     path = Path(path)
     fmt = fmt or detect_format(path)
     spec_for(fmt)
-    src = Source(path, fmt, Owner(owner), resolve_tz(tz), name)
+    src = Source(path, fmt, Owner(owner), resolve_tz(tz), name, date_order=date_order)
     messages: list[Message] = []
     for message in iter_messages(src):
         messages.append(message)
@@ -249,18 +319,32 @@ def discover(directory: Path, fmt: str | None = None) -> tuple[list[tuple[Path, 
         if ext not in extensions:
             ignored.append((path, f"not an export ({ext or 'no extension'})"))
             continue
-        if fmt:
-            found.append((path, fmt))
-            continue
         try:
-            found.append((path, detect_format(path)))
+            file_fmt = fmt or detect_format(path)
         except InputError as exc:
-            ignored.append((path, str(exc).split(": ", 1)[-1].split("; pass --format")[0]))
+            why = str(exc).split(": ", 1)[-1].split("; pass --format")[0]
+            ignored.append((path, _NOT_TWEETS if ext == ".js" else why))
+            continue
+        if file_fmt == "twitter" and not _is_tweets(path):
+            ignored.append((path, _NOT_TWEETS))
+            continue
+        first_page = meta.continuation_of(path) if file_fmt == "meta" else None
+        if first_page is not None:
+            ignored.append((path, f"page of the chat in {first_page.name} (read with it)"))
+            continue
+        found.append((path, file_fmt))
     return found, ignored
 
 
+_NOT_TWEETS = "not a tweets file of an X/Twitter archive (account.js, like.js, ...)"
+
+
+def _is_tweets(path: Path) -> bool:
+    return bool(twitter.sniff(decode_head(sniff(path))))
+
+
 def import_path(path: str | Path, *, owner: str | list[str] | None = None, fmt: str | None = None,
-                tz: tzinfo | str | None = None, errors: str = "raise",
+                tz: tzinfo | str | None = None, errors: str = "raise", date_order: str | None = None,
                 progress: Callable[[Path, int], None] | None = None) -> ImportResult:
     """Import a file, or every export in a directory (mixed formats, one result per file).
 
@@ -291,7 +375,8 @@ def import_path(path: str | Path, *, owner: str | list[str] | None = None, fmt: 
                 progress(file, count)
         report(0)
         try:
-            results.append(import_file(file, owner=owner, fmt=file_fmt, tz=tz, progress=report))
+            results.append(import_file(file, owner=owner, fmt=file_fmt, tz=tz, date_order=date_order,
+                                       progress=report))
         except InputError as exc:
             if errors == "raise":
                 raise

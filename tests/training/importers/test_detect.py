@@ -45,6 +45,29 @@ EXPECTED_FORMATS = {
     "sharegpt/openai_chats.jsonl": "sharegpt",
     "sharegpt/alpaca.json": "sharegpt",
     "articles/2023-05-01-why-i-hike.md": "articles",
+    "wechat/老王.txt": "wechat-txt",
+    "wechatexporter/小明/index.txt": "wechatexporter",
+    "wechatexporter/周末羽毛球群/index.txt": "wechatexporter",
+    "whatsapp/WhatsApp Chat - Bo Tanaka.zip": "whatsapp",
+    "whatsapp/WhatsApp Chat with Lakeside Book Club.txt": "whatsapp",
+    "line/[LINE] Chat with Ann Lee.txt": "line",
+    "line/[LINE] 週末登山社.txt": "line",
+    "imessage/+15551234567.txt": "imessage",
+    "imessage/Hiking Crew.txt": "imessage",
+    "signal/Ann Lee/chat.md": "signal",
+    "signal/Climbing Crew/index.md": "signal",
+    "meta/facebook/messages/inbox/hikingcrew_5678901234567890/message_1.json": "meta",
+    "meta/facebook/messages/inbox/zoemartin_10158234567890123/message_1.json": "meta",
+    "meta/instagram/your_instagram_activity/messages/inbox/annlee_17841400123456789/message_1.json": "meta",
+    "twitter/data/tweets.js": "twitter",
+    "weibo/7412345678.csv": "weibo",
+    "weibo/7412345678.json": "weibo",
+    "weibo/mymblog_page1.json": "weibo",
+}
+# Pages read with their chat's first page, and archive files that hold no posts.
+EXPECTED_IGNORED = {
+    "meta/facebook/messages/inbox/zoemartin_10158234567890123/message_2.json": "page of the chat in message_1.json",
+    "twitter/data/account.js": "not a tweets file",
 }
 
 
@@ -87,8 +110,8 @@ def test_html_exports_get_a_hint(tmp_path):
 def test_missing_path_and_unknown_format_and_zone(tmp_path):
     with pytest.raises(InputError, match="no such file or directory"):
         import_path(tmp_path / "nope.json")
-    with pytest.raises(InputError, match="unknown format 'signal'"):
-        import_path(EXPORTS / "telegram" / "result.json", fmt="signal")
+    with pytest.raises(InputError, match="unknown format 'myspace'"):
+        import_path(EXPORTS / "telegram" / "result.json", fmt="myspace")
     with pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'"):
         import_path(EXPORTS / "telegram" / "result.json", tz="Mars/Olympus")
 
@@ -108,10 +131,14 @@ def test_a_directory_of_mixed_formats_gives_one_result_per_file(tmp_path):
     assert "cannot tell which export" in ignored["notes.txt"]
     assert "cannot tell which export" in ignored["wechat/pywxdump/users.json"]
     assert "articles/周末随笔.txt" in ignored and ".DS_Store" not in ignored
+    for relative, why in EXPECTED_IGNORED.items():
+        assert why in ignored[relative], (relative, ignored.get(relative))
     assert result.problems == []
     assert all(s.stats.owner_messages > 0 for s in result.sources)
     platforms = {m.platform for m in result.messages}
-    assert platforms == {"telegram", "discord", "wechat", "qq", "whatsapp", "sharegpt", "article"}
+    assert platforms >= {"telegram", "discord", "wechat", "qq", "whatsapp", "sharegpt", "article"}
+    assert platforms - {"telegram", "discord", "wechat", "qq", "whatsapp", "sharegpt", "article"} == {
+        "line", "imessage", "signal", "messenger", "instagram", "twitter", "weibo"}
     assert all(m.timestamp.tzinfo is not None for m in result.messages)
 
 

@@ -73,9 +73,10 @@ def test_a_whole_inbox_gives_each_chat_once_in_time_order():
         stamps = [m.timestamp for m in result.messages if m.chat_name == name]
         assert stamps == sorted(stamps)
     assert len(result.messages) == 18
-    # Until discover() leaves continuation pages out (meta.continuation_of), page 2 is an empty source.
-    empty = [s for s in result.sources if not s.messages]
-    assert [s.path.name for s in empty] == ["message_2.json"]
+    # Page 2 is read with page 1: the directory import leaves it out, with the reason.
+    assert all(s.messages for s in result.sources)
+    assert [(p.name, why) for p, why in result.ignored] == [("message_2.json", "page of the chat in message_1.json "
+                                                                                "(read with it)")]
 
 
 def test_mojibake_is_repaired_in_names_titles_texts_and_reactions(dm):
