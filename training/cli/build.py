@@ -59,9 +59,12 @@ def _blocklist_file(path: Path | None) -> tuple[str, ...]:
 @click.option("--tz", help="Your time zone, e.g. Asia/Shanghai: exports with local times (QQ, WhatsApp) are "
                            "read in it, the samples' time stamps written in it (default: [data] tz, else this "
                            "computer's).")
+@click.option("--date-order", type=click.Choice(["dmy", "mdy", "ymd"]),
+              help="Order of numeric dates in WhatsApp/LINE exports (default: inferred per file from all its dates).")
 @click.pass_obj
 def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: Path | None,
-              blocklist: tuple[str, ...], blocklist_file: Path | None, tz: str | None, **overrides) -> None:
+              blocklist: tuple[str, ...], blocklist_file: Path | None, tz: str | None, date_order: str | None,
+              **overrides) -> None:
     """Turn chat exports into training samples (ShareGPT JSONL) and a report.
 
     INPUTS are exports or directories of exports (any format `doppel data import` reads) or the
@@ -77,7 +80,7 @@ def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: P
         blocklist=tuple(data.blocklist) + blocklist + _blocklist_file(blocklist_file),
         **{k: (tuple(v) if isinstance(v, tuple) else v) for k, v in overrides.items()})
     out_dir = out_dir or Path(settings.data_dir) / "dataset"
-    result = build_from_paths(inputs, out_dir, options, tz=tz)
+    result = build_from_paths(inputs, out_dir, options, tz=tz, date_order=date_order)
     click.echo(result.summary())
     click.echo(f"samples: {result.samples_path}\nreport:  {result.report_path}"
                + (f"\nchart:   {result.chart_path}" if result.chart_path else f"\n({result.report['chart_note']})"))

@@ -48,12 +48,14 @@ def data() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), help="Skip detection: every file is this format.")
 @click.option("--tz", help="Your time zone, for exports that write local times (QQ, WhatsApp), e.g. "
                            "Asia/Shanghai. Default: [data] tz, else this computer's.")
+@click.option("--date-order", type=click.Choice(["dmy", "mdy", "ymd"]),
+              help="Order of numeric dates in WhatsApp/LINE exports (default: inferred per file from all its dates).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write normalized messages here: one JSONL file per source and import-summary.json. "
                    "Without it, nothing is written (a dry run).")
 @click.pass_obj
 def import_cmd(obj, paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str | None, tz: str | None,
-               out_dir: Path | None) -> None:
+               date_order: str | None, out_dir: Path | None) -> None:
     """Read chat exports and normalize them to one message format.
 
     PATHS are export files or directories (every export in a directory is read, whatever its
@@ -68,7 +70,7 @@ def import_cmd(obj, paths: tuple[Path, ...], owners: tuple[str, ...], fmt: str |
     combined = ImportResult([])
     with LazyProgress(err, "importing") as progress:
         for path in paths:
-            result = import_path(path, owner=list(owners), fmt=fmt, tz=tz, errors="collect",
+            result = import_path(path, owner=list(owners), fmt=fmt, tz=tz, errors="collect", date_order=date_order,
                                  progress=lambda file, count: progress.update(count, f"importing {file.name}"))
             combined.sources += result.sources
             combined.ignored += result.ignored

@@ -85,8 +85,8 @@ class BuildResult:
         return format_summary(self.report)
 
 
-def load_inputs(paths: Sequence[str | Path], *, owner: Sequence[str] = (), tz: str | None = None
-                ) -> tuple[list[Message], Counter]:
+def load_inputs(paths: Sequence[str | Path], *, owner: Sequence[str] = (), tz: str | None = None,
+                date_order: str | None = None) -> tuple[list[Message], Counter]:
     """Messages from export files, directories or normalized JSONL, and how many came from each file.
 
     Any file that cannot be read stops the build with the importer's one-line error: a dataset
@@ -97,7 +97,7 @@ def load_inputs(paths: Sequence[str | Path], *, owner: Sequence[str] = (), tz: s
     messages: list[Message] = []
     sources: Counter = Counter()
     for path in paths:
-        result = import_path(path, owner=list(owner) or None, tz=tz, errors="raise")
+        result = import_path(path, owner=list(owner) or None, tz=tz, errors="raise", date_order=date_order)
         for source in result.sources:
             sources[str(source.path)] += len(source.messages)
             messages.extend(source.messages)
@@ -223,10 +223,10 @@ def _write_samples(samples: Iterable[dict], path: Path) -> int:
 
 
 def build_from_paths(paths: Sequence[str | Path], out_dir: str | Path, options: BuildOptions | None = None, *,
-                     tz: str | None = None) -> BuildResult:
+                     tz: str | None = None, date_order: str | None = None) -> BuildResult:
     """``build_dataset`` on exports or normalized JSONL files (what ``doppel data build`` runs)."""
     options = options or BuildOptions()
     if tz:
         options = replace(options, tz=tz)
-    messages, sources = load_inputs(paths, owner=options.owner, tz=options.tz or None)
+    messages, sources = load_inputs(paths, owner=options.owner, tz=options.tz or None, date_order=date_order)
     return build_dataset(messages, out_dir, options, sources=sources)

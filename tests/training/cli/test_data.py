@@ -8,6 +8,7 @@ import sys
 from click.testing import CliRunner
 
 from training.cli.data import data
+from training.importers.messages import Message
 
 CHAT = """12/03/2024, 09:15 - [/b]Ben: morning all
 12/03/2024, 09:16 - [afk] Tom: [bold]not bold[/bold]
@@ -32,3 +33,17 @@ def test_an_owner_who_never_speaks_is_reported_with_the_senders_as_written(tmp_p
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output, output
     assert "[afk] Tom (2)" in output and "[/b]Ben (1)" in output and "doppel: error:" in output
+
+
+def test_date_order_decides_dates_that_could_be_either(tmp_path):
+    export = tmp_path / "chat.txt"
+    export.write_text("03/04/2024, 09:15 - Tom: first\n05/06/2024, 10:00 - Ann: later\n", encoding="utf-8")
+    months = {}
+    for order in ("dmy", "mdy"):
+        out = tmp_path / order
+        result = CliRunner().invoke(data, ["import", str(export), "--owner", "Tom", "--date-order", order,
+                                           "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        [written] = [p for p in out.iterdir() if p.suffix == ".jsonl"]
+        months[order] = [Message.from_json(line).timestamp.month for line in written.read_text().splitlines()]
+    assert months == {"dmy": [4, 6], "mdy": [3, 5]}
