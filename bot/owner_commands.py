@@ -16,6 +16,12 @@ Per-channel overrides live in the hashes ``Keys.channel_settings(channel)`` (``h
 ``Keys.global_settings`` (``everywhere``), fields: ``paused`` ("1"), ``temperature`` (read by the
 worker) and ``probability`` (the lurking chance, read by the bot). A channel override beats the
 global one, except ``paused``: paused anywhere it applies to means paused.
+
+``forget`` wipes every copy of the chat Redis keeps for this bot: its history, its dead letters
+(requests no worker could answer, with their text) and the replies in this bot's reply stream
+not posted yet, with the chat's reply order (later replies then need not wait for those).
+
+Tested in ``tests/bot/test_owner_commands.py``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("chance", "0.05|reset [here]", "How often it joins in unprompted in groups"),
     CommandSpec("pause", "[here|everywhere]", "Stop answering and listening (default: here)"),
     CommandSpec("resume", "[here|everywhere]", "Start again (default: here)"),
-    CommandSpec("forget", "", "Wipe this chat's history"),
+    CommandSpec("forget", "", "Wipe this chat's history, failed requests and unsent replies"),
     CommandSpec("say", "TEXT", "Say TEXT through the clone in this chat"),
     CommandSpec("help", "", "List the commands"),
     CommandSpec("about", "", "What this bot is (anyone may ask)", owner_only=False),
@@ -309,9 +315,19 @@ class Commands:
     async def _cmd_forget(self, event: Incoming, args: str) -> str:
         from doppel.history import forget
 
-        count = await self.redis.llen(self.keys.history(event.channel))
-        await forget(self.redis, self.keys, event.channel)
-        return f"Forgot this chat's history ({count} message{'s' if count != 1 else ''})."
+        channel = event.channel
+        count = await self.redis.llen(self.keys.history(channel))
+        await forget(self.redis, self.keys, channel)
+        dead = await drop_channel_entries(self.redis, self.keys.dead_letter, channel)
+        replies = await drop_channel_entries(self.redis, self.keys.replies(self.bot), channel,
+                                             group=self.keys.bot_group(self.bot))
+        await self.redis.delete(self.keys.channel_order(self.bot, channel))
+        log.info("%s: forgot %s: %d turns, %d dead letters, %d unsent replies", self.platform, channel, count,
+                 dead, replies)
+        also = [f"{n} {one if n == 1 else many}" for n, one, many in (
+            (dead, "dead letter", "dead letters"), (replies, "unsent reply", "unsent replies")) if n]
+        also_text = f", {' and '.join(also)}" if also else ""
+        return f"Forgot this chat's history ({count} message{'s' if count != 1 else ''}){also_text}."
 
     async def _cmd_say(self, event: Incoming, args: str) -> str:
         if not args:
@@ -321,3 +337,25 @@ class Commands:
 
     async def _cmd_about(self, event: Incoming, args: str) -> str:
         return self.about
+
+
+async def drop_channel_entries(redis, stream: str, channel: str, *, group: str | None = None,
+                               page: int = 500) -> int:
+    """Delete the entries of ``stream`` whose ``channel`` field is ``channel`` (acked first for
+    ``group``, so no reader holds them pending); returns how many. Pages through the stream:
+    the dead letters may hold up to 100,000 entries."""
+    dropped, start = 0, "-"
+    while True:
+        entries = await redis.xrange(stream, min=start, max="+", count=page)
+        ours = [entry_id for entry_id, fields in entries if (fields or {}).get("channel") == channel]
+        if ours:
+            if group is not None:
+                try:
+                    await redis.xack(stream, group, *ours)
+                except Exception as exc:  # no such group yet: nothing is pending
+                    if "NOGROUP" not in str(exc):
+                        raise
+            dropped += await redis.xdel(stream, *ours)
+        if len(entries) < page:
+            return dropped
+        start = "(" + entries[-1][0]  # exclusive: after the last one seen

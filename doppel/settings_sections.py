@@ -45,6 +45,8 @@ class RelaySettings(Section):
     # Request streams, each read by one worker at a time, so a channel's requests go to the worker
     # whose prefix cache and adapter are warm for it. 1: one stream that every worker shares.
     shards: Annotated[int, Field(ge=1, le=1024)] = 24
+    # Dead letters (requests no worker could answer, with their text) are deleted this long after.
+    dead_letter_ttl_s: PositiveInt = 7 * 24 * 3600
 
 
 class WorkerSettings(Section):

@@ -9,7 +9,8 @@ acks and deletes its request in one transaction, shared by the requests that fin
 that stopped heartbeating, or idle past ``reclaim_idle_s``, are claimed by another; the worker that
 takes a shard claims all of its pending requests before it reads the shard's new ones; a worker
 restarted under its name claims its own from its previous run (``inference/claims.py``).
-Malformed requests go to the dead-letter stream.
+Malformed requests, and the requests the engine failed on, go to the dead-letter stream, which
+keeps them ``[relay] dead_letter_ttl_s`` (the commit trims it).
 
 ``run(burst=True)`` drains what is queued and returns, for tests and batch jobs. ``startup`` and
 ``shutdown`` own the engine and the heartbeat.
@@ -29,7 +30,7 @@ from doppel.errors import DoppelError, Kind, classify
 from doppel.health import Heartbeat
 from doppel.relay import MAX_CHANNEL_CHARS, MAX_ID_CHARS, BadMessage, Keys, Reply, Request, bot_of
 from inference.claims import Claims, Entry, is_nogroup
-from inference.commit import GroupCommit
+from inference.commit import DEFAULT_DEAD_LETTER_TTL_S, GroupCommit
 from inference.engine import Engine
 from inference.shards import ShardLeases
 
@@ -51,6 +52,7 @@ class WorkerOptions:
     heartbeat_ttl_s: float = 15.0
     shutdown_grace_s: float = 30.0
     shards: int = 24
+    dead_letter_ttl_s: float = DEFAULT_DEAD_LETTER_TTL_S
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> WorkerOptions:
@@ -60,6 +62,7 @@ class WorkerOptions:
             read_block_ms=w.read_block_ms, reclaim_idle_s=w.reclaim_idle_s,
             reclaim_interval_s=w.reclaim_interval_s, max_text_chars=r.max_text_chars,
             heartbeat_interval_s=r.heartbeat_interval_s, heartbeat_ttl_s=r.heartbeat_ttl_s, shards=r.shards,
+            dead_letter_ttl_s=r.dead_letter_ttl_s,
         )
         values.update(overrides)
         return cls(**values)
@@ -81,7 +84,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._last_reclaim = 0.0
         self.claims = Claims(redis, keys, self.name, held=self._in_flight, reclaim_idle_s=options.reclaim_idle_s)
-        self.commits = GroupCommit(redis, keys, self.name)
+        self.commits = GroupCommit(redis, keys, self.name, dead_letter_ttl_s=options.dead_letter_ttl_s)
         self.heartbeat = Heartbeat(
             redis, keys.heartbeat("worker", self.name), interval_s=options.heartbeat_interval_s,
             ttl_s=options.heartbeat_ttl_s, info=self._heartbeat_info,

@@ -180,6 +180,40 @@ async def test_forget_wipes_this_channels_history_only(owner_setup, aredis, keys
     assert len(await load(aredis, keys, "telegram:-200")) == 1
 
 
+async def test_forget_reaches_dead_letters_and_unsent_replies_of_this_chat(make_settings, make_client, redis_url,
+                                                                            aredis, keys):
+    # A core that is not delivering, so the replies below stay in the stream as a stopped bot's would.
+    settings = make_settings(bot=FAST_BOT, telegram={"owner_ids": [OWNER]})
+    core = BotCore(MemoryPlatform(), make_client(redis_url, bot="main"), settings, redis_url=redis_url)
+    try:
+        await core.handle(incoming("my number is 13812345678"))
+        await aredis.xadd(keys.dead_letter, {"channel": GROUP, "text": "my id is 110101199003074518"})
+        await aredis.xadd(keys.dead_letter, {"channel": "telegram:-200", "text": "other chat"})
+        await aredis.xadd(keys.dead_letter, {"reason": "garbage without a channel"})
+        await aredis.xgroup_create(keys.replies("main"), keys.bot_group("main"), id="0", mkstream=True)
+        for request_id, channel in (("r1", GROUP), ("r2", "telegram:-200"), ("r3", GROUP)):
+            await aredis.xadd(keys.replies("main"), Reply(request_id, channel, "ok", ("number: 138…",)).to_fields())
+        # r1 read, not posted: pending, as for a bot that stopped before posting it
+        await aredis.xreadgroup(keys.bot_group("main"), "main", {keys.replies("main"): ">"}, count=1)
+        await aredis.rpush(keys.channel_order("main", GROUP), "r1", "r3")
+        await aredis.xadd(keys.replies("other-bot"), Reply("r9", GROUP, "ok", ("not ours",)).to_fields())
+        answer = await core.commands.run(incoming("/clone forget", author_id=OWNER), "forget", "")
+        assert answer == "Forgot this chat's history (1 message), 1 dead letter and 2 unsent replies."
+        assert await load(aredis, keys, GROUP) == []
+        left = [fields.get("text", fields.get("reason")) for _, fields in await aredis.xrange(keys.dead_letter)]
+        assert left == ["other chat", "garbage without a channel"]
+        replies = [Reply.from_fields(f).request_id for _, f in await aredis.xrange(keys.replies("main"))]
+        assert replies == ["r2"]
+        assert (await aredis.xpending(keys.replies("main"), keys.bot_group("main")))["pending"] == 0
+        assert not await aredis.exists(keys.channel_order("main", GROUP)), "later replies do not wait for r1, r3"
+        assert await aredis.xlen(keys.replies("other-bot")) == 1, "only this bot's stream"
+    finally:
+        for sender in core._senders.values():
+            await sender.close()
+        core.commands.close()
+        await core.client.redis.aclose()
+
+
 async def test_say_speaks_through_the_clone_and_is_recorded_as_the_owner(owner_setup, aredis, keys):
     core, platform, _ = owner_setup
     await core.handle(incoming("/clone say sorry I'm late 🙈", author_id=OWNER))

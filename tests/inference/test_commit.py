@@ -182,6 +182,43 @@ async def test_answer_writes_a_signed_dead_letter_and_a_reply_only_for_a_bot(are
     assert await _pending_ids(aredis, keys) == [] and await aredis.xlen(keys.requests) == 0
 
 
+async def test_dead_letters_older_than_their_ttl_are_trimmed_and_the_stream_expires(aredis, keys, make_request):
+    import time
+
+    day_ms = 86_400_000
+    now_ms = int(time.time() * 1000)
+    for age_days, text in ((9, "my id is 110101199003074518"), (8, "call me at 13812345678"), (1, "recent")):
+        await aredis.xadd(keys.dead_letter, {"text": text, "channel": "test:c1"}, id=f"{now_ms - age_days * day_ms}-0")
+    ids = await _pending(aredis, keys, make_request, 3)
+    commits = GroupCommit(aredis, keys, "w1", dead_letter_ttl_s=7 * 86_400)
+    never = asyncio.Event()
+    await commits.answer(keys.requests, ids[0], "b1", _reply("x"), dead_letter={"reason": "engine failed"},
+                         stopping=never)
+    texts = [fields.get("text", fields.get("reason")) for _, fields in await aredis.xrange(keys.dead_letter)]
+    assert texts == ["recent", "engine failed"], "entries older than the TTL are gone at the next write"
+    assert 0 < await aredis.ttl(keys.dead_letter) <= 7 * 86_400, "and the stream expires if none comes"
+    # A reply-only commit trims too (at most once a minute), so a busy worker does not keep old letters.
+    commits.dead_letter_ttl_s = 0.2
+    await asyncio.sleep(0.3)
+    await commits.answer(keys.requests, ids[1], "b1", _reply("y"), stopping=never)
+    assert await aredis.xlen(keys.dead_letter) == 2, "not again within the minute"
+    commits._trimmed_at -= 60
+    await commits.answer(keys.requests, ids[2], "b1", _reply("z"), stopping=never)
+    assert await aredis.xlen(keys.dead_letter) == 0
+    assert await _reply_texts(aredis, keys) == ["echo: x", "echo: y", "echo: z"]
+    assert await _pending_ids(aredis, keys) == []
+
+
+def test_the_worker_takes_the_dead_letter_ttl_from_the_settings(make_settings, aredis, keys):
+    from inference.engine import EchoEngine
+    from inference.worker import Worker, WorkerOptions
+
+    options = WorkerOptions.from_settings(make_settings(relay={"dead_letter_ttl_s": 3600}))
+    assert options.dead_letter_ttl_s == 3600
+    assert Worker(aredis, EchoEngine(), keys, options).commits.dead_letter_ttl_s == 3600
+    assert WorkerOptions.from_settings(make_settings()).dead_letter_ttl_s == 7 * 86_400
+
+
 async def test_close_gives_up_the_commit_in_flight_and_its_requests_stay_pending(aredis, keys, make_request):
     ids = await _pending(aredis, keys, make_request, 3)
     conn = Transactions(aredis, delay_s=5.0)
