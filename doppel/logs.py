@@ -1,9 +1,19 @@
-"""Logging set-up for every Doppel process, with secrets masked out of every record."""
+"""Logging set-up for every Doppel process, with secrets masked out of every record.
+
+``guard_secret`` masks a token, key or Redis URL in every log record of the process, and in
+every traceback Python prints by itself, past logging: an uncaught exception
+(``sys.excepthook``), one in a thread (``threading.excepthook``) and one Python can only ignore,
+in a ``__del__`` say (``sys.unraisablehook``). asyncio reports through logging already.
+
+Tested in ``tests/doppel/test_logs.py`` (records, tracebacks, uncaught exceptions in a subprocess).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 import traceback
 
 from doppel.config import REDIS_URL_ENV, TOKEN_ENV
@@ -69,6 +79,43 @@ def guard_secret(secret: str) -> None:
 
     masking_factory.masks_secrets = True
     logging.setLogRecordFactory(masking_factory)
+    _mask_printed_tracebacks()
+
+
+def _print_masked(header: str, exc_type, exc, tb) -> None:
+    text = header + "".join(traceback.format_exception(exc_type, exc, tb))
+    try:
+        sys.stderr.write(_PROCESS_MASK.mask(text))
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # no stderr left (closed, or None under pythonw)
+        pass
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    _print_masked("", exc_type, exc, tb)
+
+
+def _thread_excepthook(args) -> None:
+    if args.exc_type is SystemExit:  # as the default hook: a thread's SystemExit is silent
+        return
+    name = args.thread.name if args.thread is not None else threading.get_ident()
+    _print_masked(f"Exception in thread {name}:\n", args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _unraisablehook(unraisable) -> None:
+    where = f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n"
+    _print_masked(where, unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+
+
+def _mask_printed_tracebacks() -> None:
+    """Route the tracebacks Python prints itself through the mask. Hooks someone else installed
+    (a debugger, pytest) are left alone: they are not the defaults that print the raw text."""
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _excepthook
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _thread_excepthook
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _unraisablehook
 
 
 def secrets_from_env(env: dict[str, str] | None = None) -> list[str]:

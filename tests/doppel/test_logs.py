@@ -4,6 +4,11 @@ install for their tokens, which covers every logger and tracebacks too."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from doppel.logs import SecretMask, guard_secret, secrets_from_env, setup_logging
 
@@ -47,3 +52,52 @@ def test_short_values_are_not_masked():
     # A 5-character "secret" would turn ordinary words into *** everywhere.
     assert SecretMask(["abcde"]).mask("abcde fghij") == "abcde fghij"
     assert SecretMask(["abcdef"]).mask("abcdef fghij") == "*** fghij"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "tok-uncaught-7f3a9c"
+UNCAUGHT = {
+    "main thread": f"raise RuntimeError('GET https://api/bot{SECRET}/getMe failed')",
+    "chained": f"""
+try:
+    raise KeyError('{SECRET}')
+except KeyError:
+    raise ValueError('while handling')
+""",
+    "thread": f"""
+import threading
+thread = threading.Thread(target=lambda: 1 / 0 if False else exec("raise OSError('url bot{SECRET}')"))
+thread.start(); thread.join()
+print('main goes on')
+""",
+    "unraisable": f"""
+class Leaky:
+    def __del__(self):
+        raise RuntimeError('closing bot{SECRET}')
+Leaky()
+""",
+    "asyncio task": f"""
+import asyncio, gc
+async def main():
+    async def boom():
+        raise RuntimeError('bot{SECRET}')
+    asyncio.get_running_loop().create_task(boom())
+    await asyncio.sleep(0.05)
+    gc.collect()
+asyncio.run(main())
+""",
+}
+
+
+@pytest.mark.parametrize("where", sorted(UNCAUGHT))
+def test_an_uncaught_exception_never_prints_a_guarded_secret(where):
+    """sys.excepthook, threading.excepthook, sys.unraisablehook and asyncio's handler all print
+    tracebacks straight to stderr, past the log record factory: they go through the mask too."""
+    code = f"from doppel.logs import guard_secret\nguard_secret({SECRET!r})\n{UNCAUGHT[where]}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert SECRET not in result.stderr + result.stdout, result.stderr
+    assert "Traceback" in result.stderr and "***" in result.stderr, result.stderr
+    if where == "main thread":
+        assert result.returncode == 1 and "RuntimeError: GET https://api/bot***/getMe failed" in result.stderr
+    if where == "thread":
+        assert "main goes on" in result.stdout and "Exception in thread" in result.stderr
