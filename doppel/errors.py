@@ -3,6 +3,9 @@
 User mistakes (bad config, bad files, bad commands) are ``DoppelError`` subclasses: the CLI prints
 their message as one line and exits non-zero, without a traceback. Everything else is a bug or an
 outage, and the boundary that catches it logs the traceback.
+
+Tested through the modules that raise them; the CLI's one-line rendering and exit codes in
+``tests/doppel/test_cli.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """What machine this is, in the words benchmark reports print: CPU model and memory.
 
 Every benchmark states the machine beside its figures; one reader of /proc keeps them agreeing.
+
+Not tested on its own: benchmark reports print it (``benchmarks/_harness.py``), read by eye.
 """
 
 from __future__ import annotations

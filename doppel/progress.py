@@ -1,4 +1,7 @@
-"""A progress display for long steps (import, evaluation, Q/A generation) that stays out of quick ones."""
+"""A progress display for long steps (import, evaluation, Q/A generation) that stays out of quick ones.
+
+Tested in ``tests/training/importers/test_detect.py`` (shown only when the work is slow).
+"""
 
 from __future__ import annotations
 

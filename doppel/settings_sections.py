@@ -3,6 +3,8 @@ of its keys.
 
 ``doppel.config.Settings`` puts them together and loads them; only the loading names the file
 and turns a validation problem into one ``ConfigError`` line.
+
+Tested in ``tests/doppel/test_config.py`` (defaults, one-line errors, the example config).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each build lands in ``<cache>/<name>-<fingerprint>/``; the fingerprint hashes the recipe, so a
 changed recipe builds a new directory instead of reusing a stale one. Builders run under a lock
 file, so processes that ask for the same model at once build it once.
+
+Tested in ``tests/training/test_offline_models.py`` (cached builds, concurrent builders).
 """
 
 from __future__ import annotations

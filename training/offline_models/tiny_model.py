@@ -3,6 +3,8 @@ trained here in about a minute on a small chat corpus that ships in this file.
 
 It is pretrained just enough that a LoRA adapter can learn on top of it (a random model cannot),
 which makes it the base for fast end-to-end tests of training and serving.
+
+Tested in ``tests/training/test_offline_models.py`` (the tiny model trains and answers).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ each speaker's voice (``training.sample_persona.voices``): someone raises a topi
 answer on it, Alex in bursts. The scripted exchanges that plant private values
 (``training.sample_persona.plant``) become sessions too, with every planted value noted on its
 message. ``training.sample_persona.synth`` places the sessions on the time line.
+
+Tested in ``tests/training/sample_persona/test_synth.py`` (the export, byte for byte).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """One message of the sample persona as a record of a Telegram Desktop export: time stamps, sender,
 media fields, and text as entity lists.
+
+Tested in ``tests/training/sample_persona/test_synth.py`` (the export, byte for byte).
 """
 
 from __future__ import annotations
