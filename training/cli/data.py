@@ -1,4 +1,5 @@
-"""``doppel data import`` and ``doppel data articles-to-qa``: the importers from the command line.
+"""``doppel data import``, ``articles-to-qa`` and ``forget``: the importers from the command line, and
+taking a chat or a contact back out of what they wrote.
 
 ``import`` reads exports (files or directories, mixed formats), writes the normalized messages as
 JSONL, one file per source, plus ``import-summary.json``, and prints a table of what each source
@@ -6,8 +7,12 @@ gave. Problems (a source where the owner never speaks, a file that failed) are p
 hidden; the command fails when a file could not be read or when no source has the owner in it.
 Progress appears on stderr when the work takes more than a second.
 
+``forget`` removes a chat or a contact from the datasets on disk (``training/dataset/forget.py``)
+and prints what it removed from which file.
+
 Tested in ``tests/training/importers/test_detect.py`` (``import``: outputs, summary, missing owner, bad
-files, dry run) and ``tests/training/importers/test_articles.py`` (``articles-to-qa``).
+files, dry run), ``tests/training/importers/test_articles.py`` (``articles-to-qa``) and
+``tests/training/dataset/test_forget.py`` (``forget``).
 """
 
 from __future__ import annotations
@@ -189,6 +194,40 @@ def articles_to_qa_cmd(paths: tuple[Path, ...], endpoint: str, model: str, out_f
         raise InputError(f"{out_file}: cannot write ({exc.strerror or exc})") from None
     console.print(f"{len(result.pairs)} pairs from {result.chunks} chunk(s) written to {out_file}; "
                   f"repaired replies: {result.repaired}; skipped chunks: {skipped}")
+
+
+@data.command("forget")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--chat", "chats", multiple=True, metavar="ID_OR_NAME",
+              help="A chat to forget, by id or name (repeatable).")
+@click.option("--contact", "contacts", multiple=True, metavar="ID_OR_NAME",
+              help="A person to forget, by id or display name (repeatable): their messages, their DMs with "
+                   "you, and every sample they speak in.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@click.pass_obj
+def forget_cmd(obj, paths: tuple[Path, ...], chats: tuple[str, ...], contacts: tuple[str, ...],
+               dry_run: bool) -> None:
+    """Remove a chat or a contact from the datasets on disk.
+
+    PATHS are files or directories holding what `doppel data build` and `doppel data import --out`
+    wrote (default: <data_dir>/dataset): training samples, normalized messages, build reports.
+    """
+    from training.dataset.forget import Forget, forget_in
+
+    roots = list(paths) or [Path(settings_of(obj).data_dir) / "dataset"]
+    report = forget_in(roots, Forget(chats, contacts), dry_run=dry_run)
+    console = Console(highlight=False, soft_wrap=True)  # whole paths, however long
+    verb = "would remove" if dry_run else "removed"
+    for result in report.files:
+        if result.kind != "other":
+            console.print(f"{result.path}: {verb} {result.removed} {result.kind} entr"
+                          f"{'y' if result.removed == 1 else 'ies'}, kept {result.kept}", markup=False)
+    touched = sum(1 for result in report.files if result.removed)
+    console.print(f"{verb} {report.removed} record(s) from {touched} of {len(report.files)} file(s) under "
+                  f"{', '.join(escape(str(root)) for root in roots)}")
+    console.print("Not touched: the exports themselves; adapters trained on these samples, which keep what they "
+                  "learned until trained again (doppel train run); what a running bot remembers of a chat "
+                  "(/clone forget in that chat).")
 
 
 def _add_build_commands() -> None:
