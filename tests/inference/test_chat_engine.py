@@ -41,6 +41,19 @@ def chat(aredis, keys, model, registry):
     return ChatEngine(aredis, keys, model, registry.root, options, postprocess=PostProcessor())
 
 
+def prompts_of(model) -> list:
+    """The messages of every prompt ``model`` completes from now on."""
+    seen = []
+    original = model.complete
+
+    async def spy(request_id, messages, adapter, sampling):
+        seen.append(messages)
+        return await original(request_id, messages, adapter, sampling)
+
+    model.complete = spy
+    return seen
+
+
 def publish(registry, path, name="me"):
     return registry.publish(path, Card(name=name, version=0, base_model="tiny", rank=8))
 
@@ -101,14 +114,7 @@ async def test_a_message_longer_than_the_context_still_gets_an_answer(chat, make
 
 
 async def test_the_prompt_holds_the_window_and_the_request(chat, make_request, aredis, keys, model):
-    seen = []
-    original = model.complete
-
-    async def spy(request_id, messages, adapter, sampling):
-        seen.append(messages)
-        return await original(request_id, messages, adapter, sampling)
-
-    model.complete = spy
+    seen = prompts_of(model)
     for i in range(10):
         await history.record(aredis, keys, "test:g", Turn(f"P{i % 3}", f"m{i}", 1000.0 + i))
     request = make_request("what now?", channel="test:g", chat_type="group", author_name="Zed", sent_at=2000.0)
@@ -129,14 +135,7 @@ async def test_an_adapter_that_appears_later_is_picked_up(chat, registry, make_r
 
 
 async def test_the_prompt_is_stamped_in_the_owners_zone(aredis, keys, model, registry, make_request):
-    seen = []
-    original = model.complete
-
-    async def spy(request_id, messages, adapter, sampling):
-        seen.append(messages)
-        return await original(request_id, messages, adapter, sampling)
-
-    model.complete = spy
+    seen = prompts_of(model)
     options = ChatOptions(owner="me", persona=SYSTEM, sampling=Sampling(temperature=0, max_tokens=4),
                           tz=owner_zone("Asia/Shanghai"))
     engine = ChatEngine(aredis, keys, model, registry.root, options, postprocess=PostProcessor())
