@@ -1,8 +1,9 @@
 """The adapter registry: versioned adapter directories with cards, an index and routes in Redis.
 
 On disk, under ``root``: ``<name>/v<N>/`` holds a peft adapter (adapter_config.json and weights)
-and ``card.json``. A version is never rewritten: publishing again makes ``v<N+1>``, so a worker
-never reloads different weights under a name it already served (vLLM issue 42125).
+and ``card.json``. A version's weights are never rewritten: publishing again makes ``v<N+1>``, so a
+worker never reloads different weights under a name it already served (vLLM issue 42125); only
+its card may gain a later measurement (``record_privacy``).
 
 In Redis (keys from ``doppel.relay.Keys``): the index (name -> versions), the default route, the
 per-channel routes and the route history for rollback. Workers read a channel's route with each
@@ -64,6 +65,7 @@ class Card:
     created_at: float = field(default_factory=time.time)
     data: dict = field(default_factory=dict)          # dataset summary (samples, owner, sources)
     eval: dict = field(default_factory=dict)          # scores from `doppel eval`
+    privacy: dict = field(default_factory=dict)       # `doppel eval privacy`: attempts, raw / filtered hits
     parents: list[dict] = field(default_factory=list)  # blends: [{"adapter": "a@v1", "weight": 0.7}]
     combination: str = ""                              # blends: linear | svd | cat
     notes: str = ""
@@ -162,6 +164,18 @@ class Registry:
         if route_default_if_unset and not self.redis.get(self.keys.default_route):
             self.use(str(card.ref))
         return card.ref
+
+    def record_privacy(self, ref: AdapterRef, privacy: dict) -> Card:
+        """Put a ``doppel eval privacy`` summary into ``ref``'s card (rewritten atomically; the
+        weights stay as they are) and announce it, so the web panel shows it."""
+        card = self.card(ref)
+        card.privacy = privacy
+        path = self.path(ref) / CARD_FILE
+        partial = path.with_name(f".{CARD_FILE}.tmp")
+        partial.write_text(json.dumps(card.to_dict(), indent=2, ensure_ascii=False))
+        partial.replace(path)
+        self._event("card", adapter=str(ref))
+        return card
 
     def remove(self, ref: AdapterRef) -> None:
         routed = {self.redis.get(self.keys.default_route), *self.redis.hvals(self.keys.channel_routes)}

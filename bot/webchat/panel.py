@@ -4,11 +4,13 @@ Reads what ``/clone status`` reads: the channel's route, else the default route 
 ``doppel.relay.Keys``), and the card ``card.json`` of that version in the registry
 (``doppel.registry``: files and Redis only, no model libraries). ``eval.png``, the likeness
 chart ``doppel eval`` draws, is kept in the published version's directory
-(``training/adapters/publish.py``), so the page shows it from there. ``watch`` follows the registry's
+(``training/adapters/publish.py``), so the page shows it from there; the card's ``doppel eval
+privacy`` result shows as "N raw / M after filter" (``privacy_line``). ``watch`` follows the registry's
 event stream, so the page refreshes the moment an adapter is published, routed or rolled back.
 
 Tested in ``tests/bot/webchat/test_platform.py`` (route, card, scores and chart following the registry) and
-``tests/bot/webchat/test_browser.py`` (the panel in a real browser).
+``tests/bot/webchat/test_browser.py`` (the panel in a real browser); the privacy line in
+``tests/training/likeness/test_privacy.py``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ async def read_panel(redis, keys: Keys, root: Path, channel: str = "") -> dict:
         return {"adapter": None, "ref": active,
                 "message": f"{active} is routed, but its card cannot be read on this host: {exc}"}
     has_chart = await asyncio.to_thread(lambda: chart_path(root, str(ref)) is not None)
+    privacy = privacy_line(card.privacy)
     return {
         "adapter": {
             "ref": str(ref), "name": card.name, "version": card.version, "base_model": card.base_model,
@@ -58,9 +61,19 @@ async def read_panel(redis, keys: Keys, root: Path, channel: str = "") -> dict:
             "samples": (card.data or {}).get("samples"),
         },
         "scope": "this chat" if route else "default",
-        "scores": scores(card.eval),
+        "scores": scores(card.eval) + ([{"label": "Privacy (extraction attempts)", "value": privacy}]
+                                       if privacy else []),
+        "privacy": privacy,
         "chart": f"api/adapter/chart?ref={ref}" if has_chart else None,
     }
+
+
+def privacy_line(privacy: dict) -> str | None:
+    """``doppel eval privacy`` in the card as "N raw / M after filter" (None: not measured)."""
+    try:
+        return f"{int(privacy['raw']['hits'])} raw / {int(privacy['filtered']['hits'])} after filter"
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _number(value) -> str:

@@ -10,7 +10,8 @@ for) the base model's weights, so it costs the same for a 7B base as for the tin
 
 ``publish`` then requires a held-out evaluation whose perplexity ratio is below ``max_ppl_ratio``
 (it runs the perplexity part itself when ``eval.json`` is missing and the training data is
-known), writes the card (base model, rank, data summary, scores, blend parents) and calls
+known), writes the card (base model, rank, data summary, scores, the ``doppel eval privacy``
+summary when the adapter has a ``privacy.json``, blend parents) and calls
 ``Registry.publish``. Nothing is routed to the new version unless asked (``use``), except the very
 first adapter, which becomes the default: the active adapter stays active.
 """
@@ -27,11 +28,12 @@ from pathlib import Path
 
 from doppel.errors import InputError
 from doppel.registry import AdapterRef, Card, Registry, validate_name
+from training.likeness.privacy import card_summary, load_report
 from training.sft.modeling import adapter_config, resolve_base, same_base
 
 WEIGHTS = "adapter_model.safetensors"
 # What a registry version keeps of an adapter directory (checkpoints also hold optimizer state).
-KEEP_FILES = ("adapter_config.json", WEIGHTS, "doppel_train.json", "eval.json", "eval.png", "README.md")
+KEEP_FILES = ("adapter_config.json", WEIGHTS, "doppel_train.json", "eval.json", "eval.png", "privacy.json", "README.md")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,8 @@ def load_eval(adapter_dir: Path) -> dict | None:
         raise InputError(f"{path}: corrupt; run `doppel eval` again") from None
 
 
-def _card(name: str, config: dict, meta: dict, report: dict | None, serve: ServeSpec) -> Card:
+def _card(name: str, config: dict, meta: dict, report: dict | None, serve: ServeSpec,
+          privacy: dict | None = None) -> Card:
     from training.likeness.report import summary
 
     data = {k: v for k, v in (meta.get("data") or {}).items() if k not in ("train_sessions", "encode")}
@@ -144,6 +147,7 @@ def _card(name: str, config: dict, meta: dict, report: dict | None, serve: Serve
                 rank=adapter_rank(config), alpha=float(config.get("lora_alpha") or 0.0),
                 target_modules=targets,
                 data=data, eval=summary(report) if report else {}, parents=meta.get("parents", []),
+                privacy=card_summary(privacy) if privacy else {},
                 combination=meta.get("combination", ""),
                 notes=f"preset {meta['preset']}, {meta.get('steps')} steps" if meta.get("preset") else "")
 
@@ -172,7 +176,7 @@ def publish(registry: Registry, adapter_dir: Path, name: str, serve: ServeSpec, 
             raise InputError(f"{adapter_dir}: held-out perplexity ratio adapter/base is {ratio:.3f}, not below "
                              f"{serve.max_ppl_ratio:g}: it predicts your replies no better than the base model "
                              "([train] max_ppl_ratio; --force publishes anyway)")
-    card = _card(name, config, meta, report, serve)
+    card = _card(name, config, meta, report, serve, load_report(adapter_dir))
     with tempfile.TemporaryDirectory(prefix=".publish-", dir=registry.root.parent if registry.root.parent.is_dir()
                                      else None) as staging:
         for file in KEEP_FILES:

@@ -3,7 +3,8 @@
 Defaults come from ``[train]`` in doppel.toml (preset, max_ppl_ratio, eval_samples); what the
 workers serve -- base model, largest LoRA rank, the registry's directory -- from ``[model]``.
 Model libraries are imported inside the command bodies, so ``doppel --help`` stays fast; the
-registry commands (list, use, rollback, remove) never import them at all.
+registry commands (list, use, rollback, remove) never import them at all. ``doppel eval TARGET`` is
+the likeness eval (``eval likeness``, the group's default); ``doppel eval privacy TARGET`` the extraction battery.
 """
 
 from __future__ import annotations
@@ -113,7 +114,37 @@ def _resolve_target(target: str, settings) -> tuple[Path, str]:
     raise InputError(f"{target}: no such directory or adapter name")
 
 
-@click.command(name="eval")
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it names none of its commands, goes to its ``default``
+    command: ``doppel eval TARGET`` is ``doppel eval likeness TARGET``, next to ``doppel eval privacy``."""
+
+    def __init__(self, *args, default: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default = default
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(name="eval", cls=DefaultGroup, default="likeness")
+def eval_cmd() -> None:
+    """Measure an adapter: `doppel eval TARGET` (its likeness, the default) or `doppel eval privacy TARGET`.
+
+    TARGET is an adapter directory, a training run directory or a published name[@vN].
+    """
+
+
+def _final_adapter(path: Path, kind: str) -> Path:
+    if kind != "run":
+        return path
+    if not (path / "adapter" / "adapter_config.json").is_file():
+        raise InputError(f"{path} has no final adapter yet; use --checkpoints, or --resume the training")
+    return path / "adapter"
+
+
+@eval_cmd.command("likeness")
 @click.argument("target")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="Samples JSONL (default: the one the adapter was trained on).")
@@ -126,7 +157,7 @@ def _resolve_target(target: str, settings) -> tuple[Path, str]:
               help="Where eval.json and eval.png go (default: the adapter's directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.pass_obj
-def eval_cmd(obj, target, data, all_checkpoints, samples, no_generate, out_dir, as_json) -> None:
+def eval_likeness(obj, target, data, all_checkpoints, samples, no_generate, out_dir, as_json) -> None:
     """How much TARGET (adapter dir, run dir or published name) sounds like its owner, vs the base model."""
     from training.likeness.evaluate import EvalOptions, evaluate_adapter, evaluate_run
 
@@ -140,15 +171,42 @@ def eval_cmd(obj, target, data, all_checkpoints, samples, no_generate, out_dir, 
             raise InputError(f"--checkpoints needs a training run directory (`doppel train run --out`), not {path}")
         result = evaluate_run(path, data, options, console=shown)
     else:
-        if kind == "run":
-            path = path / "adapter"
-            if not (path / "adapter_config.json").is_file():
-                raise InputError(f"{path.parent} has no final adapter yet; use --checkpoints, or --resume the training")
+        path = _final_adapter(path, kind)
         if kind == "registry" and out_dir is None:
             out_dir = Path(settings.data_dir) / "evals" / f"{path.parent.name}@{path.name}"
         result = evaluate_adapter(path, data, options, out_dir=out_dir, console=shown)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@eval_cmd.command("privacy")
+@click.argument("target")
+@click.option("--known", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Known private values to look for, as planted_pii.json (default: the demo persona's).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Answers per attempt, each sampled with another seed.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where privacy.json goes (default: the adapter's directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.pass_obj
+def eval_privacy(obj, target, known, repeats, out_dir, as_json) -> None:
+    """Try to make TARGET give up private data (English and Chinese extraction attempts); count what
+    its raw replies hold and what is left after the worker's output filter. Published: into its card."""
+    from doppel.registry import AdapterRef
+    from training.likeness.privacy import PrivacyOptions, card_summary, evaluate_privacy
+
+    settings = settings_of(obj)
+    path, kind = _resolve_target(target, settings)
+    path = _final_adapter(path, kind)
+    if kind == "registry" and out_dir is None:
+        out_dir = Path(settings.data_dir) / "evals" / f"{path.parent.name}@{path.name}"
+    report = evaluate_privacy(path, settings, known=known, options=PrivacyOptions.from_settings(settings,
+                              repeats=repeats), out_dir=out_dir, console=None if as_json else Console())
+    if kind == "registry":
+        with open_registry(settings) as registry:
+            registry.record_privacy(AdapterRef.parse(f"{path.parent.name}@{path.name}"), card_summary(report))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 # -- adapters -------------------------------------------------------------------------------------
