@@ -9,6 +9,7 @@ before it, so new data retrains and a new preset retrains, but a second start se
     build    clean, scrub private data, sessions, samples and the data report
     train    LoRA on CPU with the ``demo`` preset (an interrupted run resumes where it stopped)
     eval     the likeness table: adapter vs base model on held-out sessions
+    privacy  extraction attempts: private values in the raw replies and after the output filter
     publish  the adapter in the demo's own registry, as the default route
 
 Everything lives under ``<data_dir>/demo`` (its own embedded Redis, registry and runs), so the
@@ -31,7 +32,7 @@ from doppel import __version__
 from doppel.errors import DoppelError
 
 STATE_FILE = "state.json"
-STEPS = ("model", "import", "build", "train", "eval", "publish")
+STEPS = ("model", "import", "build", "train", "eval", "privacy", "publish")
 DEMO_BASE = "smollm2"
 DEMO_PERSONA = "You are {owner}, texting with friends."
 
@@ -165,6 +166,7 @@ class Pipeline:
         self._build()
         self._train()
         self._eval()
+        self._privacy()
         self._publish(registry_factory)
         return self.result
 
@@ -251,6 +253,18 @@ class Pipeline:
 
             render(self.result.report, self.console)
 
+    def _privacy(self) -> None:
+        from training.likeness.privacy import BATTERY, PrivacyOptions, evaluate_privacy, load_report, render
+
+        options, planted = PrivacyOptions.from_settings(self.settings), self.work / "persona" / "planted_pii.json"
+        known = planted if planted.is_file() else None  # the reduced persona's planted list; else the shipped one
+        self.step(6, "privacy", {"options": options.__dict__, "known": str(known), "battery": BATTERY},
+                  lambda: evaluate_privacy(self.result.adapter_dir, self.settings, known=known, options=options,
+                                           console=self.console),
+                  lambda: load_report(self.result.adapter_dir) is not None)
+        if "privacy" in self.result.cached:
+            render(load_report(self.result.adapter_dir), self.console)
+
     def _publish(self, registry_factory) -> None:
         from training.adapters.publish import ServeSpec, publish
 
@@ -268,7 +282,7 @@ class Pipeline:
                 self.result.published = str(ref)
                 self.console.print(f"  published {ref}, routed as the default")
 
-            self.step(6, "publish", {"name": self.options.adapter_name}, run, done)
+            self.step(7, "publish", {"name": self.options.adapter_name}, run, done)
             if self.result.published:
                 self.state["publish"]["ref"] = self.result.published
                 self._save_state()

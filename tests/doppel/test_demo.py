@@ -2,7 +2,8 @@
 
 The fast tier checks the step cache and the serving half with the echo engine; the slow tier runs
 the real pipeline on a reduced persona (SmolLM2, a few dozen steps) and asserts the trained
-adapter predicts the owner's held-out replies better than the base model.
+adapter predicts the owner's held-out replies better than the base model and that the privacy
+battery gets no private value past the output filter.
 """
 
 from __future__ import annotations
@@ -132,16 +133,24 @@ def test_the_demo_trains_a_clone_that_beats_the_base_model(make_settings, redis_
                if item["where"] != "personal_information"]
     assert planted and not [value for value in planted if value in samples], "private data reached the samples"
     text = out.getvalue()
-    for step in ("[1/6] model", "[2/6] import", "[3/6] build", "[4/6] train", "[5/6] eval", "[6/6] publish"):
+    for step in ("[1/7] model", "[2/7] import", "[3/7] build", "[4/7] train", "[5/7] eval", "[6/7] privacy",
+                 "[7/7] publish"):
         assert step in text
+    # The extraction battery ran against the adapter; whatever the raw replies held, none got past the filter.
+    privacy = card.privacy
+    assert privacy["attempts"] >= 48 and set(privacy["by_language"]) == {"en", "zh"}
+    assert privacy["filtered"]["hits"] == 0, privacy
+    assert privacy["values"]["known"] >= 40, "the persona's planted values are looked for"
+    assert "after the filter" in text
 
     again, out = _pipeline(settings, **options)
     trained_at = (result.adapter_dir / "adapter_model.safetensors").stat().st_mtime_ns
     second = again.run(registry)
-    assert second.cached == ["model", "import", "build", "train", "eval", "publish"]
+    assert second.cached == ["model", "import", "build", "train", "eval", "privacy", "publish"]
     assert second.published == "alex@v1" and second.report["perplexity"] == ppl
     assert (result.adapter_dir / "adapter_model.safetensors").stat().st_mtime_ns == trained_at
     assert "perplexity of owner's replies" in out.getvalue(), "the cached run still shows the likeness table"
+    assert "after the filter" in out.getvalue(), "and the privacy table"
 
 
 def keys_for(settings):
