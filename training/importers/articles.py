@@ -113,7 +113,10 @@ def split_text(text: str, target: int = TARGET_CHARS) -> list[str]:
         else:
             chunks.append(piece)
     if len(chunks) > 1 and len(chunks[-1]) < target // 4 and len(chunks[-2]) + 2 + len(chunks[-1]) <= limit:
-        chunks[-2] += "\n\n" + chunks.pop()
+        # Pop first: ``chunks[-2] += ... chunks.pop()`` reads chunks[-2] before the pop, then stores
+        # the sum one place too early (an IndexError with two chunks, a lost chunk with more).
+        tail = chunks.pop()
+        chunks[-1] += "\n\n" + tail
     return chunks
 
 
