@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import itertools
 import json
 import logging
 import os
@@ -20,8 +18,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from bot_helpers import FAST_BOT, eventually, running
-from web_helpers import serving_web
+from bot_helpers import eventually, running
+from webchat_pages import page
 
 from bot.owner_commands import REFUSAL
 from bot.webchat.friends import Line, load_script, parse_script, plan
@@ -36,100 +34,6 @@ ROOT = Path(__file__).resolve().parents[3]
 # A 1x1 PNG: the likeness chart of a published version.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
                        "RU5ErkJggg==")
-_guests = itertools.count(10_000_000)
-
-
-@pytest.fixture
-def run_web(make_settings, redis_url):
-    """Start the web chat on a free port (``serve_web``, what ``doppel demo`` runs); yields the platform."""
-
-    def start(*, web=None, bot=None, **core_options):
-        settings = make_settings(bot={**FAST_BOT, **(bot or {})}, web={"port": 0, "friends": False, **(web or {})})
-        return serving_web(settings, redis_url, **core_options)
-
-    return start
-
-
-class Page:
-    """One open page: its socket, and every event the server pushed to it, in order."""
-
-    def __init__(self, session: aiohttp.ClientSession, ws):
-        self.session = session
-        self.ws = ws
-        self.events: list[dict] = []
-        self._nonces = itertools.count(1)
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for frame in self.ws:
-            self.events.append(json.loads(frame.data))
-
-    async def join(self, **hello) -> dict:
-        count = len(self.events)
-        await self.ws.send_json({"type": "join", **hello})
-        await eventually(lambda: len(self.events) > count, what="an answer to join")
-        return self.events[count]
-
-    @property
-    def welcome(self) -> dict:
-        return next(e for e in self.events if e["type"] == "welcome")
-
-    @property
-    def me(self) -> dict:
-        return self.welcome["user"]
-
-    def channel(self, kind: str = "dm") -> str:
-        return next(c["key"] for c in self.welcome["channels"] if c["type"] == kind)
-
-    async def send(self, channel: str, text: str, **extra) -> str:
-        nonce = f"n{next(self._nonces)}"
-        await self.ws.send_json({"type": "send", "channel": channel, "text": text, "nonce": nonce, **extra})
-        return nonce
-
-    async def answer(self, nonce: str) -> dict:
-        """The ``sent`` or ``error`` event for ``nonce``."""
-        await eventually(lambda: any(e.get("nonce") == nonce for e in self.events), what=f"an answer to {nonce}")
-        return next(e for e in self.events if e.get("nonce") == nonce)
-
-    def messages(self, channel: str, kind: str | None = None) -> list[dict]:
-        found = [e["message"] for e in self.events if e["type"] == "message" and e["channel"] == channel]
-        return [m for m in found if kind is None or m["author"]["kind"] == kind]
-
-    def texts(self, channel: str, kind: str | None = None) -> list[str]:
-        return [m["text"] for m in self.messages(channel, kind)]
-
-    def flow(self, channel: str) -> list[str]:
-        """Messages and typing events of ``channel`` as "<kind>: <text>" / "typing: <name>"."""
-        out = []
-        for event in self.events:
-            if event.get("channel") != channel:
-                continue
-            if event["type"] == "message":
-                out.append(f"{event['message']['author']['kind']}: {event['message']['text']}")
-            elif event["type"] == "typing":
-                out.append(f"typing: {event['user']['name']}")
-        return out
-
-    def errors(self) -> list[str]:
-        return [e["message"] for e in self.events if e["type"] == "error"]
-
-
-@contextlib.asynccontextmanager
-async def page(platform, **hello):
-    """A page joined as ``hello`` (``name=`` for a guest, ``key=`` for the owner); closed after the block."""
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(platform.url + "ws")
-        opened = Page(session, ws)
-        if hello:
-            if "name" in hello:
-                hello.setdefault("guest", f"guest{next(_guests)}")
-            answer = await opened.join(**hello)
-            assert answer["type"] == "welcome", answer
-        try:
-            yield opened
-        finally:
-            await ws.close()
-            await opened._reader
 
 
 async def test_dm_shows_typing_then_the_reply_parts_in_order(run_web, make_worker, redis_url, aredis, keys):
