@@ -237,6 +237,37 @@ class WebSettings(Section):
     # Guest DMs whose backlog is kept in memory; beyond it the least recently used one's backlog is
     # dropped, so a flood of new guest tokens cannot grow memory (the clone's memory in Redis stays).
     guest_dms: PositiveInt = 500
+    # A page shared with the public, behind a reverse proxy (TLS there): any Host the proxy passes on
+    # is served (listening beyond loopback still needs allow_remote), X-Forwarded-For is believed
+    # from trusted_proxies only (addresses or networks), and the per-address limits apply.
+    public: bool = False
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Guests here at once (a page open, or a message within guest_idle_s); a newcomer beyond it is
+    # told the chat is full. A guest silent for guest_idle_s is let go: pages closed, their DM's
+    # state dropped, its history in Redis included (bot/webchat/guests.py).
+    max_guests: PositiveInt = 200
+    guest_idle_s: PositiveFloat = 1800.0
+    # Messages one guest may send per rate_window_s, refused before they are recorded ([bot]
+    # user_rate_limit applies as well); public: ip_rate_limit per client address too, and at most
+    # ip_max_pages pages open per address.
+    rate_limit: PositiveInt = 5
+    rate_window_s: PositiveFloat = 60.0
+    ip_rate_limit: PositiveInt = 30
+    ip_max_pages: PositiveInt = 10
+    # Seconds between "web: stats" log lines (asyncio tasks, pages, guests), for load tests; 0: none.
+    stats_every_s: Annotated[float, Field(ge=0)] = 0.0
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from None
+        return values
 
     @field_validator("groups")
     @classmethod

@@ -17,9 +17,13 @@ user id (in their DM's channel key and in every message, typing event and backlo
 is ``guest-`` + an HMAC of the token under a secret made at each start, so a token cannot be read
 back from another guest's traffic, and copying a public id gets nobody into a DM.
 
-The page keeps only the recent messages per channel in memory (``[web] backlog``), and the
-backlogs of at most ``[web] guest_dms`` guest DMs: beyond that the least recently used one is
-dropped (a flood of new tokens cannot grow memory). The clone's memory is the channel history in Redis.
+A page opens with the recent messages of its channels (``bot/webchat/backlog.py``, bounded).
+Shared with the public (``[web] public``, behind a reverse proxy), it holds up: at most ``[web]
+max_guests`` guests at once, one silent for ``guest_idle_s`` let go with all they held
+(``guests.py``, ``upkeep.py``); a guest's message over ``[web] rate_limit``, ``[bot]
+user_rate_limit`` or (public) their address's ``ip_rate_limit`` refused before it is shown or
+recorded; a message waiting behind others for the clone told its place in line (``line.py``);
+names normalized and refused when they pass for someone here (``names.py``).
 
 In-process use (``doppel demo`` runs it beside a worker): ``serve_web(settings, url, stop=...)``.
 """
@@ -36,14 +40,16 @@ import logging
 import re
 import secrets
 import time
-import unicodedata
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.platform import CommandSpec, Incoming, Platform, SendFailed
 from bot.triggers import owner_name
+from bot.webchat import upkeep
+from bot.webchat.backlog import Backlogs
+from bot.webchat.guests import DM_PREFIX, Guests, Windows, message_limits
+from bot.webchat.names import MAX_NAME_CHARS, display_name, skeleton, taken
 from doppel.errors import ConfigError, InputError
 from doppel.logs import guard_secret
 
@@ -51,10 +57,8 @@ log = logging.getLogger(__name__)
 
 OWNER_ID = "owner"
 CLONE_ID = "clone"
-DM_PREFIX = "web:dm:"
 GROUP_PREFIX = "web:group:"
 _GUEST_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_MAX_NAME_CHARS = 32
 _QUEUE_EVENTS = 2000  # a page this far behind is disconnected; it reconnects and gets the backlog
 
 
@@ -81,23 +85,26 @@ class WebPlatform(Platform):
         self.display_name = self.web.clone_name or owner_name(settings) or "Doppel"
         self.username = re.sub(r"[^a-z0-9_]", "", self.display_name.lower()) or "clone"
         self.clone = WebUser(CLONE_ID, self.display_name, "clone")
-        self.owner = WebUser(OWNER_ID, (self.web.owner_name or _login() or "owner")[:_MAX_NAME_CHARS], "owner")
+        self.owner = WebUser(OWNER_ID, (self.web.owner_name or _login() or "owner")[:MAX_NAME_CHARS], "owner")
         self.groups = [GROUP_PREFIX + group for group in self.web.groups]
         self.registry_root = Path(registry_root) if registry_root else settings.adapters_root()
         self.core = None
         self.url = ""          # http://host:port/ once connected
         self.commands: list[dict] = []
         self.friends = None    # bot.webchat.friends.Friends while they talk
-        self._backlog: dict[str, deque] = {}        # groups and the owner's DM
-        self._guest_dms: OrderedDict[str, deque] = OrderedDict()  # least recently used first
+        self.backlogs = Backlogs(self.web.backlog, self.web.guest_dms)
+        self._guest_dms = self.backlogs.guest_dms
         self._guest_secret = secrets.token_bytes(32)  # per start: public ids cannot be mapped back to tokens
         self._pages: dict[int, tuple[WebUser, asyncio.Queue]] = {}
         self._ids = itertools.count(time.time_ns() // 1000)
         self._runner = None
         self._tasks: list[asyncio.Task] = []
         self._script: list = []  # the friends' scenes (bot.webchat.friends), read at connect
-        self._reserved = {self.clone.name.casefold(), self.owner.name.casefold(),
-                          (owner_name(settings) or "").casefold()} - {""}
+        self.guests = Guests(self.web.max_guests, self.web.guest_idle_s)
+        self.limits = Windows()
+        self.line = None  # bot.webchat.line.Line once listening
+        self._reserved: dict[str, str] = {}  # skeleton -> a name no guest may pass for
+        self._reserve(self.clone.name, self.owner.name, owner_name(settings))
 
     @property
     def owner_url(self) -> str:
@@ -118,11 +125,14 @@ class WebPlatform(Platform):
             from bot.webchat.friends import load_script
 
             self._script = load_script(self.web.friends_script)
-            self._reserved |= {line.name.casefold() for scene in self._script for line in scene}
+            self._reserve(*(line.name for scene in self._script for line in scene))
         host, port = self.web.host, self.web.port
         if self.web.allow_remote:
             log.warning("web: serving on %s:%s with allow_remote: no TLS, and anyone who reaches it may join "
                         "as a guest", host, port)
+        if self.web.public:
+            log.info("web: public page: any Host is served, X-Forwarded-For is read from %s",
+                     ", ".join(self.web.trusted_proxies) or "no proxy")
         self._runner = aioweb.AppRunner(make_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
         try:
@@ -138,11 +148,17 @@ class WebPlatform(Platform):
 
     async def listen(self, core) -> None:
         from bot.webchat import panel as web_panel
+        from bot.webchat.line import Line
 
         self.core = core
+        self.line = Line(core.redis, core.keys, core.client.bot, core.client.shards, self.publish)
         self._tasks.append(asyncio.create_task(
             web_panel.watch(core.redis, core.keys, lambda event: self.broadcast({"type": "adapter"})),
             name="web:registry"))
+        self._tasks.append(asyncio.create_task(self.line.run(), name="web:line"))
+        self._tasks.append(asyncio.create_task(upkeep.sweep(self), name="web:sweep"))
+        if self.web.stats_every_s:
+            self._tasks.append(asyncio.create_task(upkeep.log_stats(self, self.web.stats_every_s), name="web:stats"))
         if self.web.friends and self.web.friends_max_messages:
             self._tasks.append(asyncio.create_task(self._run_friends(), name="web:friends"))
 
@@ -186,60 +202,76 @@ class WebPlatform(Platform):
     def can_see(self, user: WebUser, channel: str) -> bool:
         return channel == DM_PREFIX + user.id or channel in self.groups
 
-    def join(self, *, key: str = "", name: str = "", guest: str = "") -> WebUser:
-        """Who a page is: the owner (with the run's key) or a guest with a name and a browser token."""
+    def _reserve(self, *names: str) -> None:
+        for name in names:
+            if name and name.strip():
+                self._reserved.setdefault(skeleton(name), name)
+
+    def join(self, *, key: str = "", name: str = "", guest: str = "", ip: str = "") -> WebUser:
+        """Who a page is: the owner (with the run's key) or a guest with a name and a browser token.
+
+        A guest is let in under a name that passes for nobody here, while there is room for them
+        (``[web] max_guests``; public: ``ip_max_pages`` per address ``ip``)."""
         if key:
             if hmac.compare_digest(key.encode(), self.owner_key.encode()):
                 return self.owner
             raise InputError("this owner link is not valid: the key changes every time the web chat starts; "
                              "use the link it printed, or join as a guest")
-        name = " ".join(name.split()) if isinstance(name, str) else ""
-        if not name:
-            raise InputError("pick a name to join the chat")
-        if len(name) > _MAX_NAME_CHARS or any(unicodedata.category(ch) == "Cc" for ch in name):
-            raise InputError(f"a name is at most {_MAX_NAME_CHARS} printable characters")
-        if name.casefold() in self._reserved:
-            raise InputError(f"the name {name!r} is taken here; pick another")
+        name = display_name(name)
+        shape = skeleton(name)
+        if shape in self._reserved:
+            raise InputError(taken(name, self._reserved[shape]))
         if not isinstance(guest, str) or not _GUEST_TOKEN.match(guest):
             raise InputError("the page sent no valid guest token; reload it")
-        return WebUser(self.guest_id(guest), name, "guest")
+        user_id = self.guest_id(guest)
+        pages_cap = self.web.ip_max_pages if self.web.public else None
+        for dropped in self.guests.admit(user_id, name, shape, ip=ip, ip_max_pages=pages_cap,
+                                         busy=lambda guest_id: upkeep.awaits_reply(self, guest_id)):
+            self._spawn(upkeep.let_go(self, dropped.id, "a newcomer needed the place", dropped=True))
+        return WebUser(user_id, name, "guest")
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work, name="web:let-go")
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: done in self._tasks and self._tasks.remove(done))
 
     def guest_id(self, token: str) -> str:
         """The public id of the guest holding ``token`` (the token itself is never sent to any page)."""
         return "guest-" + hmac.new(self._guest_secret, token.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def attach(self, user: WebUser, first: dict) -> tuple[int, asyncio.Queue]:
+    def attach(self, user: WebUser, first: dict, ip: str = "") -> tuple[int, asyncio.Queue]:
         """A page's event queue, starting with ``first`` (no event can come before it)."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=_QUEUE_EVENTS)
         queue.put_nowait(first)
         page = id(queue)
         self._pages[page] = (user, queue)
+        if user.kind == "guest":
+            self.guests.attach(user.id, page, ip)
         return page, queue
 
     def detach(self, page: int) -> None:
         self._pages.pop(page, None)
+        self.guests.detach(page)
+
+    def close_page(self, page: int, event: dict | None = None) -> None:
+        """Close one page (its writer sends ``event`` first, then closes the socket)."""
+        entry = self._pages.get(page)
+        if entry is None:
+            return
+        self.detach(page)
+        queue = entry[1]
+        while queue.qsize() > _QUEUE_EVENTS - 2:  # room for the event and the close marker
+            queue.get_nowait()
+        if event is not None:
+            queue.put_nowait(event)
+        queue.put_nowait(None)
 
     def welcome(self, user: WebUser) -> dict:
         channels = self.channels_for(user)
         commands = self.commands if user.kind == "owner" else [c for c in self.commands if not c["owner_only"]]
         return {"type": "welcome", "user": user.public(), "clone": {**self.clone.public(), "handle": self.username},
                 "channels": channels, "commands": commands, "max_text_chars": self.web.max_text_chars,
-                "backlog": {c["key"]: list(self._kept(c["key"]) or ()) for c in channels}}
-
-    def _kept(self, channel: str, *, create: bool = False) -> deque | None:
-        """The in-memory backlog of ``channel``; using a guest DM's makes it the most recently used."""
-        if not channel.startswith(DM_PREFIX + "guest-"):
-            if create:
-                return self._backlog.setdefault(channel, deque(maxlen=self.web.backlog))
-            return self._backlog.get(channel)
-        kept = self._guest_dms.get(channel)
-        if kept is None and create:
-            kept = self._guest_dms[channel] = deque(maxlen=self.web.backlog)
-            while len(self._guest_dms) > self.web.guest_dms:
-                self._guest_dms.popitem(last=False)
-        if kept is not None:
-            self._guest_dms.move_to_end(channel)
-        return kept
+                "backlog": {c["key"]: list(self.backlogs.kept(c["key"]) or ()) for c in channels}}
 
     def publish(self, channel: str, event: dict) -> None:
         """``event`` to every page that can see ``channel``."""
@@ -267,20 +299,21 @@ class WebPlatform(Platform):
                                "for_s": self.typing_lifetime_s})
 
     def _message(self, channel: str, author: WebUser, text: str, reply_to: str = "") -> dict:
-        quoted = next((m for m in self._kept(channel) or () if m["id"] == reply_to), None) if reply_to else None
+        quoted = next((m for m in self.backlogs.kept(channel) or () if m["id"] == reply_to), None) if reply_to else None
         message = {"id": f"w{next(self._ids)}", "channel": channel, "author": author.public(), "text": text,
                    "at": time.time(),
                    "reply_to": {"id": quoted["id"], "author": quoted["author"], "text": quoted["text"][:160]}
                    if quoted else None}
-        self._kept(channel, create=True).append(message)
+        self.backlogs.kept(channel, create=True).append(message)
         self.publish(channel, {"type": "message", "channel": channel, "message": message})
         return message
 
     # -- incoming -------------------------------------------------------------------------------------
-    async def receive(self, user: WebUser, channel, text, *, reply_to="") -> dict:
+    async def receive(self, user: WebUser, channel, text, *, reply_to="", ip: str = "") -> dict:
         """A message typed on a page (or a friend's line): shown to the channel, then handed to the core.
 
-        Raises ``InputError`` with a line for the page when the message cannot be taken.
+        Raises ``InputError`` with a line for the page when the message cannot be taken; a guest's
+        message over their limits is refused before it is shown or recorded.
         """
         if not isinstance(channel, str) or not self.can_see(user, channel):
             raise InputError(f"unknown channel {str(channel)[:80]!r}")
@@ -290,6 +323,13 @@ class WebPlatform(Platform):
             raise InputError(f"the message is {len(text):,} characters; the limit is {self.web.max_text_chars:,}")
         if self.core is None:
             raise InputError("the chat is still starting; send it again in a moment")
+        if user.kind == "guest":
+            if user.id not in self.guests:
+                raise InputError("you were away for a while, so the chat let you go; reload the page")
+            refused = self.limits.take(message_limits(self.settings, user.id, ip))
+            if refused is not None:
+                raise InputError(refused)
+            self.guests.touch(user.id)
         message = self._message(channel, user, text, reply_to if isinstance(reply_to, str) else "")
         quoted = message["reply_to"]
         mention = re.search(rf"(?<![\w@])@{re.escape(self.username)}(?!\w)", text, re.IGNORECASE)
@@ -298,18 +338,23 @@ class WebPlatform(Platform):
             author_name=user.name, text=text, message_id=message["id"], at=message["at"],
             mentions_me=mention is not None, replies_to_me=bool(quoted and quoted["author"]["id"] == CLONE_ID),
         ))
+        if user.kind == "guest" and channel.startswith(DM_PREFIX) and self.line is not None:
+            self.line.watch(channel)  # after handle: its request (if any) is on the stream now
         return message
 
     # -- outgoing -------------------------------------------------------------------------------------
     async def send_text(self, channel: str, text: str, *, reply_to: str = "") -> str:
         if not (channel.startswith(DM_PREFIX) or channel in self.groups):
             raise SendFailed(f"no web channel {channel!r}")
+        if upkeep.gone(self, channel):  # a late reply: its guest's state is gone and stays gone
+            raise SendFailed(f"the guest of {channel!r} has left")
         # A command's answer quotes the command; in a DM that is noise (BotCore quotes replies in groups only).
         quote = reply_to if self.chat_type_of(channel) == "group" else ""
         return self._message(channel, self.clone, text, quote)["id"]
 
     async def send_typing(self, channel: str) -> None:
-        self.show_typing(self.clone, channel)
+        if not upkeep.gone(self, channel):
+            self.show_typing(self.clone, channel)
 
     async def register_commands(self, commands: Sequence[CommandSpec]) -> None:
         self.commands = [{"name": c.name, "usage": c.usage, "description": c.description,
@@ -343,3 +388,4 @@ def web_settings(settings, **changes):
     if not changes:
         return settings
     return settings.model_copy(update={"web": settings.web.model_copy(update=changes)})
+

@@ -13,12 +13,20 @@ gets ``welcome`` (who it is, its channels, the recent messages, the commands it 
 ``send`` (``channel``, ``text``, optional ``reply_to`` and a ``nonce`` of its choosing) is
 answered by ``sent`` once the core took the message, or by ``error`` with one line saying what
 was wrong (the page keeps the text); ``typing`` (``channel``) shows the user typing to the
-others. The server pushes ``message``, ``typing`` and ``adapter`` (the registry changed) events.
+others. The server pushes ``message``, ``typing``, ``adapter`` (the registry changed), ``queue``
+(the guest's place in line for the clone, ``bot/webchat/line.py``) and ``bye`` (the guest was let
+go after ``[web] guest_idle_s``; the socket closes after it) events.
 
 Pages are only served to this machine's own origin: a request whose ``Origin`` is another site,
-or (without ``[web] allow_remote``) whose ``Host`` is not a loopback name (DNS rebinding), is
-refused (``bot/http_guard.py``, shared with the OpenAI endpoint). Static files carry a
-Content-Security-Policy that allows nothing from elsewhere.
+or (without ``[web] allow_remote`` or ``public``) whose ``Host`` is not a loopback name (DNS
+rebinding), is refused (``bot/http_guard.py``, shared with the OpenAI endpoint). Static files carry
+a Content-Security-Policy that allows nothing from elsewhere.
+
+One socket may send ``_FRAMES_PER_WINDOW`` frames per ``_FRAME_WINDOW_S`` (past that it is
+closed), and its typing frames reach the others at most once per ``_TYPING_EVERY_S``: a client
+cannot make the server do more than a person typing would. A public page's client address is
+its proxy's ``X-Forwarded-For`` when the peer is one of ``[web] trusted_proxies``
+(``bot/webchat/guests.client_ip``).
 
 Tested in ``tests/bot/webchat/test_platform.py`` (the socket protocol, the panel API, refused origins
 and hosts) and ``tests/bot/webchat/test_browser.py`` (the page in a real browser).
@@ -30,12 +38,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import deque
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
 from bot.http_guard import refusal
 from bot.webchat import panel
+from bot.webchat.guests import client_ip
 from doppel.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -49,6 +60,9 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+_FRAMES_PER_WINDOW = 120
+_FRAME_WINDOW_S = 10.0
+_TYPING_EVERY_S = 2.0
 
 
 def make_app(platform) -> web.Application:
@@ -65,8 +79,9 @@ def make_app(platform) -> web.Application:
 @web.middleware
 async def _guard(request: web.Request, handler):
     platform = request.app[PLATFORM]
-    refused = refusal(request.host, request.headers.get("Origin"), allow_remote=platform.web.allow_remote,
-                      what="this chat")
+    # Behind a reverse proxy the Host is the page's public name: any is served; Origin still must match it.
+    refused = refusal(request.host, request.headers.get("Origin"),
+                      allow_remote=platform.web.allow_remote or platform.web.public, what="this chat")
     if refused is not None:
         return web.Response(status=403, text=refused.message + "\n")
     response = await handler(request)
@@ -106,28 +121,47 @@ async def _socket(request: web.Request) -> web.WebSocketResponse:
     platform = request.app[PLATFORM]
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=platform.web.max_text_chars * 4 + 4096)
     await ws.prepare(request)
-    session = _Session(platform, ws)
+    peer = request.remote or ""
+    settings = platform.web
+    ip = client_ip(peer, request.headers.get("X-Forwarded-For", ""), settings.trusted_proxies) \
+        if settings.public else peer
+    session = _Session(platform, ws, ip)
     try:
         async for frame in ws:
+            if not session.allow_frame():  # 1008: policy violation
+                await ws.close(code=1008, message=b"too many frames")
+                break
             if frame.type == WSMsgType.TEXT:
                 await session.on_text(frame.data)
             elif frame.type == WSMsgType.BINARY:
                 await session.error("send JSON text frames")
     finally:
         await session.end()
+    if not ws.closed:
+        await ws.close()
     return ws
 
 
 class _Session:
     """One page's socket: who it is, and the writer that sends its events in order."""
 
-    def __init__(self, platform, ws: web.WebSocketResponse):
+    def __init__(self, platform, ws: web.WebSocketResponse, ip: str):
         self.platform = platform
         self.ws = ws
+        self.ip = ip
         self.user = None
         self.page = None
         self.queue: asyncio.Queue | None = None
         self.writer: asyncio.Task | None = None
+        self._frames: deque[float] = deque()
+        self._typed_at = -_TYPING_EVERY_S
+
+    def allow_frame(self) -> bool:
+        now = time.monotonic()
+        while self._frames and now - self._frames[0] >= _FRAME_WINDOW_S:
+            self._frames.popleft()
+        self._frames.append(now)
+        return len(self._frames) <= _FRAMES_PER_WINDOW
 
     async def error(self, message: str, nonce=None) -> None:
         event = {"type": "error", "message": message, "nonce": nonce}
@@ -150,18 +184,18 @@ class _Session:
                 return await self.error("join first", nonce)
             try:
                 user = self.platform.join(key=str(frame.get("key") or ""), name=frame.get("name") or "",
-                                          guest=frame.get("guest") or "")
+                                          guest=frame.get("guest") or "", ip=self.ip)
             except InputError as exc:
                 return await self.error(str(exc), nonce)
             self.user = user
-            self.page, self.queue = self.platform.attach(user, self.platform.welcome(user))
-            self.writer = asyncio.create_task(self._write(), name="web:page")
+            self.page, self.queue = self.platform.attach(user, self.platform.welcome(user), self.ip)
+            self.writer = asyncio.create_task(self._write(), name=f"web:page:{user.id}")
             log.info("web: %s %r joined", user.kind, user.name)
             return None
         if kind == "send":
             try:
                 message = await self.platform.receive(self.user, frame.get("channel"), frame.get("text"),
-                                                      reply_to=frame.get("reply_to") or "")
+                                                      reply_to=frame.get("reply_to") or "", ip=self.ip)
             except InputError as exc:
                 return await self.error(str(exc), nonce)
             except Exception:  # boundary: Redis down or a bug; the page keeps the text to retry
@@ -169,8 +203,10 @@ class _Session:
                 return await self.error("the message could not be delivered; try again", nonce)
             self.platform.push(self.page, self.queue, {"type": "sent", "nonce": nonce, "id": message["id"]})
         elif kind == "typing":
-            channel = frame.get("channel")
-            if isinstance(channel, str) and self.platform.can_see(self.user, channel):
+            channel, now = frame.get("channel"), time.monotonic()
+            if isinstance(channel, str) and self.platform.can_see(self.user, channel) and \
+                    now - self._typed_at >= _TYPING_EVERY_S:
+                self._typed_at = now
                 self.platform.show_typing(self.user, channel)
         elif kind != "join":
             await self.error(f"unknown type {str(kind)[:30]!r}", nonce)

@@ -13,7 +13,7 @@
 
   const state = {
     ws: null, user: null, clone: null, channels: [], current: null, messages: {}, unread: {},
-    typing: {}, commands: [], maxChars: 4000, pending: {}, nonce: 0, replyTo: null,
+    typing: {}, queue: {}, commands: [], maxChars: 4000, pending: {}, nonce: 0, replyTo: null,
     joined: false, retryMs: 500, lastTypingSent: 0, suggestIndex: 0,
   };
 
@@ -79,6 +79,8 @@
       case "sent": delete state.pending[event.nonce]; return undefined;
       case "error": return onError(event);
       case "adapter": return refreshPanel();
+      case "queue": return onQueue(event);
+      case "bye": return onBye(event);
       default: return undefined;
     }
   }
@@ -98,6 +100,7 @@
   function onMessage(channel, message) {
     (state.messages[channel] = state.messages[channel] || []).push(message);
     if (state.typing[channel]) delete state.typing[channel][message.author.id];
+    if (message.author.kind === "clone" && state.queue[channel]) { delete state.queue[channel]; renderQueue(); }
     if (channel === state.current) {
       const box = $("messages");
       const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
@@ -118,6 +121,28 @@
     who[event.user.id] = { name: event.user.name, until: Date.now() + event.for_s * 1000 };
     renderTyping();
     setTimeout(renderTyping, event.for_s * 1000 + 50);
+  }
+
+  // The clone is answering others first: say where this DM's message stands (position 0: no more).
+  function onQueue(event) {
+    if (event.position) state.queue[event.channel] = event.message;
+    else delete state.queue[event.channel];
+    renderQueue();
+  }
+
+  // The server let this guest go after a long silence: no reconnecting; joining again starts afresh.
+  function onBye(event) {
+    state.joined = false;
+    if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+    setConn(false, "disconnected");
+    showJoin(event.message);
+    $("join-name").value = localStorage.getItem("doppel.name") || "";
+  }
+
+  function renderQueue() {
+    const text = state.queue[state.current] || "";
+    $("queue").hidden = !text;
+    $("queue").textContent = text;
   }
 
   function onError(event) {
@@ -189,7 +214,7 @@
     $("title").textContent = channel.type === "dm" ? channel.title : "# " + channel.title;
     $("subtitle").textContent = subtitle(channel);
     $("input").placeholder = channel.type === "dm" ? `Message ${channel.title}` : `Message #${channel.title}`;
-    renderChannels(); renderMessages(); renderTyping(); refreshPanel();
+    renderChannels(); renderMessages(); renderTyping(); renderQueue(); refreshPanel();
   }
 
   function subtitle(channel) {
