@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import time
 import unicodedata
 import zipfile
 import zlib
@@ -52,6 +53,8 @@ def clean_text(text: str) -> str:
     """Message text without invisible direction marks, with Unix newlines and no outer blanks."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.isascii():
+        return text.strip()   # the marks are none of them ASCII: most chat lines need no pass of the regex
     return _INVISIBLE.sub("", text).strip()
 
 
@@ -61,7 +64,9 @@ def clean_name(name: str) -> str:
 
 def text_kind(text: str) -> Kind:
     """EMOJI for a message made only of emoji or bracketed emoji codes, else TEXT."""
-    if text and _HAS_EMOJI_OR_CODE.search(text) and _EMOJI_ONLY.fullmatch(text):
+    if text.isascii() and "[" not in text:
+        return Kind.TEXT   # no emoji is ASCII, and a code needs its bracket: most lines end here
+    if _HAS_EMOJI_OR_CODE.search(text) and _EMOJI_ONLY.fullmatch(text):
         return Kind.EMOJI
     return Kind.TEXT
 
@@ -83,11 +88,54 @@ def local_time(year: int, month: int, day: int, hour: int, minute: int, second: 
     """An aware datetime for a wall-clock time read from an export; ValueError if impossible."""
     if tz is not None:
         return datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    return datetime(year, month, day, hour, minute, second).astimezone()
+    key = (year, month, day, hour)
+    zone = _machine_zones().get(key, _UNKNOWN)
+    if zone is _UNKNOWN:
+        zone = _MACHINE_ZONES[key] = _steady(datetime(year, month, day, hour).astimezone(),
+                                             datetime(year, month, day, hour, 59, 59).astimezone(), hour)
+    if zone is None:
+        return datetime(year, month, day, hour, minute, second).astimezone()
+    return datetime(year, month, day, hour, minute, second, tzinfo=zone)
 
 
 def from_epoch(seconds: float, tz: tzinfo | None) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+    if tz is not None:
+        return datetime.fromtimestamp(seconds, UTC).astimezone(tz)
+    key = int(seconds // 3600)
+    zone = _machine_zones().get(key, _UNKNOWN)
+    if zone is _UNKNOWN:
+        zone = _MACHINE_ZONES[key] = _steady(datetime.fromtimestamp(key * 3600, UTC).astimezone(),
+                                             datetime.fromtimestamp(key * 3600 + 3599, UTC).astimezone())
+    if zone is None:
+        return datetime.fromtimestamp(seconds, UTC).astimezone()
+    return datetime.fromtimestamp(seconds, zone)
+
+
+# This machine's zone (tz None) per hour: astimezone() asks the C library for the offset, several
+# localtime calls, for every message, while an offset only changes at a transition. An hour's
+# zone is kept when its first and last second have the same offset and name (no transition in
+# it); an hour with one (None here) still asks for each time. Keys: (y, m, d, h) of wall-clock
+# times, an int hour of Unix time. time.tzset() rebinds time.tzname: the cache then starts again.
+_MACHINE_ZONES: dict[tuple[int, int, int, int] | int, tzinfo | None] = {}
+_UNKNOWN = object()
+_zone_names = time.tzname
+
+
+def _machine_zones() -> dict:
+    global _zone_names
+    if time.tzname is not _zone_names or len(_MACHINE_ZONES) > 200_000:
+        _MACHINE_ZONES.clear()
+        _zone_names = time.tzname
+    return _MACHINE_ZONES
+
+
+def _steady(first: datetime, last: datetime, hour: int | None = None) -> tzinfo | None:
+    """The zone of ``first`` when ``last`` (the same hour's last second) has the same offset and name.
+
+    ``hour``: the wall-clock hour both were made from, which astimezone() moves in a skipped hour.
+    """
+    same = first.utcoffset() == last.utcoffset() and first.tzname() == last.tzname()
+    return first.tzinfo if same and (hour is None or first.hour == last.hour == hour) else None
 
 
 class Owner:
