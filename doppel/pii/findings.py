@@ -3,6 +3,13 @@ candidates merge into one finding.
 
 Placeholders are named after the types: ``<PHONE>``, ``<EMAIL>``, ``<ID>``, ``<CARD>``,
 ``<IBAN>``, ``<IP>``, ``<URL>``, ``<ADDRESS>`` and ``<SECRET>`` (``doppel.pii.placeholders``).
+``ID`` is every identity number: CN resident IDs (old and new), passports, HK and TW IDs, US SSNs,
+QQ numbers, WeChat IDs, licence plates. ``<PRIVATE>`` is a value the owner listed
+(``[privacy] private_values``), found only when the scrubber is given such values.
+
+Values are compared in their normalized form (``doppel.pii.normalize``), so "138 1234 5678",
+"１３８１２３４５６７８" and "一三八一二三四五六七八" are one value, and so are an e-mail and its
+spelled-out form.
 """
 
 from __future__ import annotations
@@ -11,11 +18,18 @@ import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
-TYPES = ("PHONE", "EMAIL", "ID", "CARD", "IBAN", "IP", "URL", "ADDRESS", "SECRET")
+from doppel.pii.normalize import normalize
 
-# On a tie between overlapping candidates, the more specific type names the finding.
-_PRIORITY = MappingProxyType({name: rank for rank, name in
-                              enumerate(("URL", "EMAIL", "SECRET", "ID", "IBAN", "CARD", "PHONE", "IP", "ADDRESS"))})
+TYPES = ("PHONE", "EMAIL", "ID", "CARD", "IBAN", "IP", "URL", "ADDRESS", "SECRET")
+# Not a detector's type: the owner's own values, found only when the scrubber is given them.
+PRIVATE = "PRIVATE"
+
+# On a tie between overlapping candidates, the more specific type names the finding (an owner's
+# value that a detector also finds keeps the detector's type: "<PHONE>" says more).
+_PRIORITY = MappingProxyType({name: rank for rank, name in enumerate(
+    ("URL", "EMAIL", "SECRET", "ID", "IBAN", "CARD", "PHONE", "IP", "ADDRESS", PRIVATE))})
+_SPELLED_AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+|\s*@\s*", re.IGNORECASE)
+_SPELLED_DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -28,13 +42,19 @@ class Finding:
     value: str
 
     def key(self) -> tuple[str, str]:
-        """What counts as 'the same value' for numbering: digits only for numbers, case-folded
-        e-mails, so '138 1234 5678' and '13812345678' share a placeholder."""
-        if self.type in ("PHONE", "ID", "CARD"):
-            return self.type, re.sub(r"[^0-9Xx]", "", self.value).upper()
+        """What counts as 'the same value' for numbering: digits only for phones and cards, letters
+        and digits for IDs, case-folded e-mails, all in their normalized form, so '138 1234 5678'
+        and '１３８１２３４５６７８' share a placeholder."""
+        value = normalize(self.value).text
+        if self.type in ("PHONE", "CARD"):
+            return self.type, re.sub(r"[^0-9]", "", value)
+        if self.type == "ID":
+            return self.type, "".join(c for c in value if c.isalnum()).upper()
         if self.type == "EMAIL":
-            return self.type, self.value.casefold()
-        return self.type, self.value
+            return self.type, _SPELLED_DOT.sub(".", _SPELLED_AT.sub("@", value)).casefold()
+        if self.type == PRIVATE:
+            return self.type, "".join(c for c in value if c.isalnum()).casefold()
+        return self.type, value
 
 
 def resolve(text: str, candidates: list[Finding]) -> list[Finding]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 
-# Anything that could start a finding. A text without any of these is returned untouched.
-TRIGGER = re.compile(
-    r"[0-9@]|://|www\.|密码|密碼|口令|提取码|验证码|驗證碼|校验码|"
-    r"pass|pwd|pw|pin|token|secret|key|sk-|ghp_|github_pat_|xox[abpr]-|AKIA|AIza|eyJ",
-    re.IGNORECASE,
-)
+# Anything that could start a finding, searched in the lower-cased text. A text without any of
+# these is not given to the patterns. The look-ahead lets the regex engine skip other characters.
+TRIGGER_FIRST = "0-9@:wps密口提验驗校tkgxae"
+TRIGGER_WORDS = (r"[0-9@]|://|www\.|密码|密碼|口令|提取码|验证码|驗證碼|校验码|"
+                 r"pass|pwd|pw|pin|token|secret|key|sk-|ghp_|github_pat_|xox[abpr]-|akia|aiza|eyj")
+TRIGGER = re.compile(f"(?=[{TRIGGER_FIRST}])(?:{TRIGGER_WORDS})")
 
 _NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z_])"
 _NOT_ALNUM_AFTER = r"(?![0-9A-Za-z_])"
@@ -111,13 +111,20 @@ PHONE_PATTERNS = (
                + _NOT_ALNUM_AFTER),
     # National numbers with a trunk 0: 010-12345678, (010)65529988, 0755 8888 6666, 020 7946 0958,
     # 07700 900123, 0412 345 678. The area code must be set off, or dates and amounts would match.
-    re.compile(_NOT_ALNUM_BEFORE + r"(?<!\d[ -])(?:\(0\d{2,4}\)\s?|0\d{2,4}[ -])\d{3,4}[ -]?\d{3,4}"
+    re.compile(_NOT_ALNUM_BEFORE + r"(?<!\d[ -])(?:[(（]0\d{2,4}[)）]\s?|0\d{2,4}[ -])\d{3,4}[ -]?\d{3,4}"
                + _NOT_ALNUM_AFTER),
 )
+# A number labelled as a meeting's is no phone, whatever its shape ("zoom id 912 345 6789").
+PHONE_NOT_AFTER = re.compile(r"(?:会议号|会议|會議|meeting(?: id| number| no\.?| code)?|zoom(?: id)?|webinar(?: id)?)"
+                             r"\s*[:：#]?\s*$", re.IGNORECASE)
 
 IPV4 = re.compile(
     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)"
 )
+# Written so that it does not link ("10[.]0[.]0[.]1"), the way security people share addresses.
+IPV4_DEFANGED = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\[\.\]|\(\.\)|\[dot\]|\(dot\))){3}"
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)", re.IGNORECASE)
 IP_NOT_AFTER = re.compile(r"(?<![A-Za-z])(?:v|ver\.?|version|build|release|update(?:d)? to)\s*[:：]?\s*$|"
                           r"(?:版本号?|升级到?|更新到?)\s*[:：]?\s*$",
                           re.IGNORECASE)
@@ -132,12 +139,13 @@ _EN_STREET_SUFFIX = (
 # and a common suffix: "5 blocks down the road" must not read as an address.
 EN_ADDRESS_LOWER = re.compile(
     r"(?<![\w#])\d{1,5}[A-Za-z]? (?:(?:n|s|e|w|north|south|east|west)\.? )?(?:[a-z]{3,12}|\d{1,3}(?:st|nd|rd|th)) "
-    r"(?:street|st|avenue|ave|road|rd|blvd|drive|dr|lane|ln)\b\.?(?:,? (?:apt|unit|suite|ste|#) ?#?[a-z0-9-]{1,6}\b)?"
+    r"(?:street|st|avenue|ave|road|rd|blvd|drive|dr|lane|ln)\b\.?"
+    r"(?:[,，]? (?:apt|unit|suite|ste|#) ?#?[a-z0-9-]{1,6}\b)?"
 )
 EN_ADDRESS = re.compile(
     r"(?<![\w#])\d{1,5}[A-Za-z]?\s+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?\s+)?"
     r"(?:(?:[A-Z][A-Za-z'-]+|\d{1,3}(?:st|nd|rd|th))\s+){1,3}" + _EN_STREET_SUFFIX + r"\b\.?(?:\s+(?:NW|NE|SW|SE)\b)?"
-    r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Rm|#)\.?\s*#?[A-Za-z0-9-]{1,6})?"
+    r"(?:[,，]?\s*(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Rm|#)\.?\s*#?[A-Za-z0-9-]{1,6})?"
 )
 # Typed in capitals ("77 N HALSTED ST"): stricter than the mixed-case form, because people who
 # shout write whole sentences in capitals: one or two name words, none of them a little word
@@ -148,7 +156,7 @@ EN_ADDRESS_CAPS = re.compile(
     r"(?:(?!(?:THE|A|AN|MY|YOUR|OUR|THIS|THAT|DOWN|UP|TO|OF|MORE|BLOCKS|MILES|MINUTES|HOURS)\b)"
     r"(?:[A-Z][A-Z'-]+|\d{1,3}(?:ST|ND|RD|TH))\s+){1,2}"
     + _EN_STREET_SUFFIX.upper().replace("|WAY|", "|") + r"\b\.?(?:\s+(?:NW|NE|SW|SE)\b)?"
-    r"(?:,?\s*(?:APT|APARTMENT|SUITE|STE|UNIT|FLAT|#)\.?\s*#?[A-Z0-9-]{1,6})?"
+    r"(?:[,，]?\s*(?:APT|APARTMENT|SUITE|STE|UNIT|FLAT|#)\.?\s*#?[A-Z0-9-]{1,6})?"
 )
 # Characters that begin or glue a sentence but are (almost) never part of a place name; a name
 # stops at them so "我住在建国路88号" yields the address, not "我住在建国路88号" whole.
@@ -164,9 +172,13 @@ CN_ADDRESS = re.compile(
     rf"|"
     # estate + building: 阳光花园3栋, 望京小区5号楼
     rf"{_CN_NAME}(?:小区|园|公寓|新村|苑|城|府|庭|湾|广场|大厦|中心)\s?{_CN_NUM}\s?(?:号楼|栋|幢|座|期)"
+    rf"|"
+    # building + unit or building + room, without a name: 3栋2单元501室, 12号楼1203室
+    rf"\d{{1,3}}\s?(?:栋|幢|号楼|座)\s?(?:\d{{1,2}}\s?单元|\d{{3,4}}\s?室)"
     rf")"
     # then building, unit, floor and room, possibly inside a named estate or tower
     rf"(?:{_CN_NAME}(?:园|大厦|中心|广场|小区|大楼|公寓))?"
-    rf"(?:院|[A-Z]\s?(?:座|栋|幢)|\s?{_CN_NUM}\s?(?:号楼|栋|幢|座|单元|层|楼|室|号)|\d{{3,4}}室?(?![\d年月日号点时分:：.%元块])){{0,4}}"
+    rf"(?:院|[A-Z]\s?(?:座|栋|幢)|\s?{_CN_NUM}\s?(?:号楼|栋|幢|座|单元|层|楼|室|号)|\d{{3,4}}室?(?![\d年月日号点时分:：.%元块])"
+    rf"|(?<=单元)[零〇一二三四五六七八九十百千两]{{2,7}}室?){{0,4}}"
 )
-CN_ADDRESS_HINT = re.compile(r"[路街道巷弄同里区园寓村苑城府庭湾场厦心][^\n]{0,12}?[\d一二三四五六七八九十]")
+CN_ADDRESS_HINT = re.compile(r"[路街道巷弄同里区园寓村苑城府庭湾场厦心栋幢][^\n]{0,12}?[\d一二三四五六七八九十]")

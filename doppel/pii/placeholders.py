@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from doppel.pii.findings import Finding
 
 # Matches every placeholder the scrubber writes, so callers (and tests) can recognise them.
-PLACEHOLDER = re.compile(r"<(?:PHONE|EMAIL|ID|CARD|IBAN|IP|URL|ADDRESS|SECRET)(?:_\d+)?>")
+PLACEHOLDER = re.compile(r"<(?:PHONE|EMAIL|ID|CARD|IBAN|IP|URL|ADDRESS|SECRET|PRIVATE)(?:_\d+)?>")
 
 
 def render(texts: Sequence[str], findings: Sequence[Sequence[Finding]]) -> list[str]:

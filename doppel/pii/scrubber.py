@@ -1,6 +1,10 @@
-"""The ``Scrubber``: runs the detectors a text triggers, validates what they match, merges the
-overlaps and replaces every finding with its placeholder.
+"""The ``Scrubber``: normalizes a text (``doppel.pii.normalize``), runs the detectors it
+triggers on the normalized text, validates what they match, maps each finding back to the span
+of the original text it came from, merges the overlaps and replaces every finding with its
+placeholder.
 
+The detectors: the patterns (``doppel.pii.patterns``), numbers however they are split or spelled
+(``doppel.pii.numbers``) and the kinds that are not plain numbers (``doppel.pii.kinds``).
 Stateless, so one instance serves a whole dataset build or the worker's output redaction.
 """
 
@@ -10,6 +14,12 @@ import re
 from collections.abc import Iterable, Sequence
 
 from doppel.pii.findings import TYPES, Finding, resolve
+from doppel.pii.kinds import TRIGGER as KINDS_TRIGGER
+from doppel.pii.kinds import TRIGGER_FIRST as KINDS_FIRST
+from doppel.pii.kinds import TRIGGER_WORDS as KINDS_WORDS
+from doppel.pii.kinds import find_kinds
+from doppel.pii.normalize import Normalized, may_change, normalized
+from doppel.pii.numbers import find_numbers
 from doppel.pii.patterns import (
     CAPS_RUN,
     CARD,
@@ -24,13 +34,17 @@ from doppel.pii.patterns import (
     ID,
     IP_NOT_AFTER,
     IPV4,
+    IPV4_DEFANGED,
     NUMERIC_SECRET,
+    PHONE_NOT_AFTER,
     PHONE_PATTERNS,
     SECRET_EN,
     SECRET_STOPWORDS,
     SECRET_ZH,
     TOKEN_SHAPES,
     TRIGGER,
+    TRIGGER_FIRST,
+    TRIGGER_WORDS,
     URL,
     URL_SECRET_KEY,
     URL_TRAILING,
@@ -38,6 +52,11 @@ from doppel.pii.patterns import (
 )
 from doppel.pii.placeholders import render
 from doppel.pii.validators import card_issued, cn_id_ok, iban_ok, luhn_ok
+
+_DIGIT = re.compile(r"[0-9]")
+# The patterns' trigger or the kinds' (both searched in the lower-cased text): a text with
+# neither is returned untouched after one search.
+ANY_TRIGGER = re.compile(f"(?=[{TRIGGER_FIRST}{KINDS_FIRST}])(?:{TRIGGER_WORDS}|{KINDS_WORDS})")
 
 
 class Scrubber:
@@ -56,11 +75,68 @@ class Scrubber:
     # -- finding ----------------------------------------------------------------------------------
 
     def find(self, text: str) -> list[Finding]:
-        """Non-overlapping findings in ``text``, by position (overlaps merged: ``resolve``)."""
-        if not text or TRIGGER.search(text) is None:
+        """Non-overlapping findings in ``text``, by position (overlaps merged: ``resolve``).
+
+        A value glued to another one ("+8613812345678+8613912345678") can only be told apart once
+        its neighbour is gone: the text is searched again with the findings masked the way their
+        placeholders will stand (``<...>``), so scrubbing scrubbed text finds nothing new."""
+        findings = self._find_once(text)
+        for _ in range(3):
+            if not findings:
+                break
+            masked = list(text)
+            for finding in findings:
+                size = finding.end - finding.start
+                masked[finding.start:finding.end] = "<" + "\x00" * (size - 2) + ">" if size > 1 else "\x00"
+            more = [f for f in self._find_once("".join(masked))
+                    if not any(f.start < g.end and g.start < f.end for g in findings)]
+            if not more:
+                break
+            findings = resolve(text, findings + [Finding(f.type, f.start, f.end, text[f.start:f.end]) for f in more])
+        return findings
+
+    def _find_once(self, text: str) -> list[Finding]:
+        if not text:
             return []
+        lower = text.lower()
+        if ANY_TRIGGER.search(lower) is None and not may_change(lower):
+            return []  # most chat messages: nothing to look at, and nothing that normalizing would reveal
+        norm = normalized(text)
+        if norm:
+            ntext = norm.text
+            lower = ntext.lower()
+        else:
+            ntext = text
+        found = self._find_normalized(ntext, norm or Normalized(text, text), lower) \
+            if ANY_TRIGGER.search(lower) else []
+        if not found:
+            return []
+        candidates = []
+        for kind, start, end in found:
+            if norm:
+                start, end = norm.span(start, end)
+            candidates.append(Finding(kind, start, end, text[start:end]))
+        return resolve(text, candidates)
+
+    def _find_normalized(self, text: str, norm: Normalized, lower: str) -> list[tuple[str, int, int]]:
+        """(type, start, end) of every candidate in the normalized ``text``."""
+        if TRIGGER.search(lower) is None:
+            return [f for f in find_kinds(text, lower, False) if f[0] in self.types]
+        wanted = self.types
+        found = [(f.type, f.start, f.end) for f in self._patterns(text)]
+        has_digit = _DIGIT.search(text) is not None
+        if has_digit:
+            found += [f for f in find_numbers(norm) if f[0] in wanted]
+        if has_digit or KINDS_TRIGGER.search(lower):
+            found += [f for f in find_kinds(text, lower, has_digit) if f[0] in wanted]
+        if "PHONE" in wanted:
+            found = [f for f in found if f[0] != "PHONE" or not PHONE_NOT_AFTER.search(text[max(0, f[1] - 24):f[1]])]
+        return found
+
+    def _patterns(self, text: str) -> list[Finding]:
+        """The candidates of the patterns (``doppel.pii.patterns``) in a text that has a ``TRIGGER``."""
         candidates: list[Finding] = []
-        has_digit = any(c.isdigit() for c in text)
+        has_digit = _DIGIT.search(text) is not None
         wanted = self.types
         if "URL" in wanted and ("://" in text or "www." in text.lower()):
             candidates += self._urls(text)
@@ -79,11 +155,11 @@ class Scrubber:
                 candidates += self._phones(text)
             if "IP" in wanted and "." in text:
                 candidates += self._ips(text)
+            if "IP" in wanted and ("[" in text or "(" in text):
+                candidates += [Finding("IP", m.start(), m.end(), m.group()) for m in IPV4_DEFANGED.finditer(text)]
             if "ADDRESS" in wanted:
                 candidates += self._addresses(text)
-        if not candidates:
-            return []
-        return resolve(text, candidates)
+        return candidates
 
     def _urls(self, text: str) -> list[Finding]:
         found = []

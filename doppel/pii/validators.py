@@ -1,6 +1,7 @@
 """The checks that tell a real number from a look-alike: Luhn and issuer prefixes for cards, the
 country length and mod-97 check for IBANs, region, birth date and the ISO 7064 checksum for CN
-resident IDs.
+resident IDs (and region and birth date for the old 15-digit ones), the check digits of Hong Kong
+and Taiwan IDs, the issued ranges of US social security numbers and of North American numbers.
 
 Precision matters as much as recall (an order number scrubbed as a card teaches the model
 nonsense), so the scrubber validates numbers, not just their shape.
@@ -72,8 +73,56 @@ def cn_id_ok(number: str) -> bool:
     """An 18-character CN resident ID: known province, real date, ISO 7064 MOD 11-2 checksum."""
     if len(number) != 18 or number[:2] not in _ID_PROVINCES or not number[:17].isdigit():
         return False
-    month, day = int(number[10:12]), int(number[12:14])
-    if day > (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31):
+    year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+    if not (1800 <= year < 2100 and 1 <= month <= 12 and 1 <= day) or \
+            day > (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31):
         return False
     total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == number[17].upper()
+
+
+def cn_id15_ok(number: str) -> bool:
+    """A first-generation (15-digit) CN resident ID: known province and a real YYMMDD birth date.
+    It has no check digit, so the scrubber takes one only after a context word."""
+    if len(number) != 15 or not number.isdigit() or number[:2] not in _ID_PROVINCES:
+        return False
+    month, day = int(number[8:10]), int(number[10:12])
+    return 1 <= month <= 12 and 1 <= day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31)
+
+
+def hk_id_ok(letters: str, digits: str, check: str) -> bool:
+    """A Hong Kong identity card number: one or two letters, six digits, the mod-11 check digit (0-9 or A)."""
+    letters = letters.upper().rjust(2)
+    if len(letters) != 2 or len(digits) != 6 or not digits.isdigit():
+        return False
+    values = [36 if c == " " else ord(c) - 55 for c in letters] + [int(c) for c in digits]
+    remainder = sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True)) % 11
+    return check.upper() == ("0" if remainder == 0 else "A" if remainder == 1 else str(11 - remainder))
+
+
+_TW_LETTERS = MappingProxyType(dict(zip("ABCDEFGHJKLMNPQRSTUVXYWZIO", range(10, 36), strict=True)))
+
+
+def tw_id_ok(number: str) -> bool:
+    """A Taiwan national ID: a letter (its two-digit code weighted 1 and 9), nine digits weighted 8..1, 1; mod 10."""
+    number = number.upper()
+    if len(number) != 10 or number[0] not in _TW_LETTERS or not number[1:].isdigit() or number[1] not in "1289":
+        return False
+    code = _TW_LETTERS[number[0]]
+    weights = (8, 7, 6, 5, 4, 3, 2, 1, 1)
+    return (code // 10 + code % 10 * 9 + sum(int(d) * w for d, w in zip(number[1:], weights, strict=True))) % 10 == 0
+
+
+def ssn_ok(digits: str) -> bool:
+    """A US social security number in the issued ranges: area 001-899 but 666, group and serial not zero."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
+    return 0 < area < 900 and area != 666 and group > 0 and serial > 0
+
+
+def nanp_ok(digits: str) -> bool:
+    """A North American number: area code and exchange both start with 2-9 (with or without the leading 1)."""
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    return len(digits) == 10 and digits.isdigit() and digits[0] >= "2" and digits[3] >= "2"

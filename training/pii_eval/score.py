@@ -3,10 +3,13 @@
 A planted value counts as found when one finding of its type covers it entirely (a partly
 scrubbed phone number still leaks); a finding counts as correct when it overlaps a planted value
 of its type, so a look-alike scrubbed by mistake, or a value scrubbed as the wrong type, costs
-precision. recall = found / planted, precision = correct / findings. Targets (issue 3): recall
->= 0.98, precision >= 0.95, on ``tests/fixtures/pii_eval.jsonl`` (``training.pii_eval.evalset``).
+precision. recall = found / planted, precision = correct / findings. Targets (issue 14, raised from
+issue 3's 0.95 precision): recall >= 0.98 and precision >= 0.97 on each set: the tuning set
+``tests/fixtures/pii_eval.jsonl`` (``training.pii_eval.evalset``) and the adversarial one
+``tests/fixtures/pii_adversarial.jsonl`` (``training.pii_eval.adversarial``).
 
-Tested in ``tests/doppel/test_pii.py`` (the evaluation set meets the targets).
+Tested in ``tests/doppel/test_pii.py`` and ``tests/doppel/test_pii_spellings.py`` (each set meets
+the targets).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from doppel.pii import Scrubber
 from doppel.pii.findings import TYPES
 
 TARGET_RECALL = 0.98
-TARGET_PRECISION = 0.95
+TARGET_PRECISION = 0.97
 
 
 def evaluate_scrubber(source: Path | str | Iterable[dict] | None = None, scrubber: Scrubber | None = None) -> dict:
@@ -48,6 +51,7 @@ def evaluate_scrubber(source: Path | str | Iterable[dict] | None = None, scrubbe
                 misses.append({"id": record["id"], "type": item["type"], "value": item["value"],
                                "text": record["text"]})
         for finding in findings:
+            stats.setdefault(finding.type, {"planted": 0, "found": 0, "findings": 0, "correct": 0})
             stats[finding.type]["findings"] += 1
             if any(i["type"] == finding.type and finding.start < i["end"] and finding.end > i["start"]
                    for i in record["pii"]):
