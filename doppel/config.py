@@ -23,6 +23,7 @@ from doppel.settings_sections import (
     ModelSettings,
     OpenAISettings,
     PlatformSettings,
+    PrivacySettings,
     RedisSettings,
     RelaySettings,
     SamplingSettings,
@@ -56,6 +57,7 @@ class Settings(Section):
     openai: OpenAISettings = OpenAISettings()
     train: TrainSettings = TrainSettings()
     web: WebSettings = WebSettings()
+    privacy: PrivacySettings = PrivacySettings()
     # Where the settings came from, for messages ("doppel.toml: ..."); not a TOML key.
     source: str = Field(default="defaults", exclude=True)
 

@@ -302,6 +302,14 @@ class WebSettings(Section):
         return ()
 
 
+class PrivacySettings(Section):
+    """The owner's own secrets, removed from the training data and blocked in replies (doppel/pii/private.py)."""
+
+    # A text file you write, one value per line (# comments): your phone numbers, ID numbers,
+    # address lines, names of people who must never be mentioned. Empty: none.
+    private_values: str = ""
+
+
 def is_loopback(host: str) -> bool:
     import ipaddress
 

@@ -13,6 +13,7 @@ rest of the package is what it is made of:
 * ``doppel.pii.numbers``: numbers however they are split or spelled, validated by their kind;
 * ``doppel.pii.kinds``: HK/TW IDs, passports, WeChat IDs, licence plates, date passwords, e-mails
   spelled out, estates;
+* ``doppel.pii.private``: the owner's own values (``[privacy] private_values``);
 * ``doppel.pii.validators``: the checks that tell a real number from a look-alike (Luhn, IBAN
   mod 97, CN resident IDs, HK/TW check digits, SSN and North American ranges);
 * ``doppel.pii.findings``: the types, one ``Finding``, and how overlapping candidates merge;

@@ -4,8 +4,9 @@ of the original text it came from, merges the overlaps and replaces every findin
 placeholder.
 
 The detectors: the patterns (``doppel.pii.patterns``), numbers however they are split or spelled
-(``doppel.pii.numbers``) and the kinds that are not plain numbers (``doppel.pii.kinds``).
-Stateless, so one instance serves a whole dataset build or the worker's output redaction.
+(``doppel.pii.numbers``), the kinds that are not plain numbers (``doppel.pii.kinds``) and the
+owner's own values (``doppel.pii.private``). Stateless once built, so one instance serves a whole
+dataset build or the worker's output redaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from doppel.pii.findings import TYPES, Finding, resolve
+from doppel.pii.findings import PRIVATE, TYPES, Finding, resolve
 from doppel.pii.kinds import TRIGGER as KINDS_TRIGGER
 from doppel.pii.kinds import TRIGGER_FIRST as KINDS_FIRST
 from doppel.pii.kinds import TRIGGER_WORDS as KINDS_WORDS
@@ -51,6 +52,7 @@ from doppel.pii.patterns import (
     URL_USERINFO,
 )
 from doppel.pii.placeholders import render
+from doppel.pii.private import PrivateValues
 from doppel.pii.validators import card_issued, cn_id_ok, iban_ok, luhn_ok
 
 _DIGIT = re.compile(r"[0-9]")
@@ -62,15 +64,18 @@ ANY_TRIGGER = re.compile(f"(?=[{TRIGGER_FIRST}{KINDS_FIRST}])(?:{TRIGGER_WORDS}|
 class Scrubber:
     """Finds private values and replaces them with typed placeholders.
 
-    ``types`` limits what is looked for (default: all of ``TYPES``). Stateless and thread-safe:
-    one instance serves a whole build or the worker's output redaction.
+    ``types`` limits what is looked for (default: all of ``TYPES``); ``private_values`` are the
+    owner's own values (``[privacy] private_values``, ``doppel.pii.private``), found as
+    ``PRIVATE`` in any spelling whatever ``types`` says. Thread-safe: one instance serves a whole
+    build or the worker's output redaction.
     """
 
-    def __init__(self, types: Iterable[str] = TYPES):
+    def __init__(self, types: Iterable[str] = TYPES, private_values: Iterable[str] = ()):
         self.types = frozenset(types)
         unknown = self.types - set(TYPES)
         if unknown:
             raise ValueError(f"unknown PII types {sorted(unknown)}; known: {', '.join(TYPES)}")
+        self.private = PrivateValues(private_values)
 
     # -- finding ----------------------------------------------------------------------------------
 
@@ -99,7 +104,7 @@ class Scrubber:
         if not text:
             return []
         lower = text.lower()
-        if ANY_TRIGGER.search(lower) is None and not may_change(lower):
+        if not self.private and ANY_TRIGGER.search(lower) is None and not may_change(lower):
             return []  # most chat messages: nothing to look at, and nothing that normalizing would reveal
         norm = normalized(text)
         if norm:
@@ -109,6 +114,8 @@ class Scrubber:
             ntext = text
         found = self._find_normalized(ntext, norm or Normalized(text, text), lower) \
             if ANY_TRIGGER.search(lower) else []
+        if self.private:
+            found += [(PRIVATE, start, end) for start, end in self.private.find(ntext)]
         if not found:
             return []
         candidates = []

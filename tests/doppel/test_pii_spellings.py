@@ -3,7 +3,8 @@ evaluation set (``training.pii_eval.adversarial``) is what its generator writes,
 valid by the rules of their kinds, it is separate from the tuning set, and the scrubber meets the
 targets on it; one regression test per spelling family and per new kind, the look-alikes those
 spellings make dangerous, and properties: findings land on the original span, the text around
-them is unchanged, no digit run of a found value is left."""
+them is unchanged, no digit run of a found value is left. The owner's own values
+(``doppel.pii.private``): found in any spelling, the file, removed by the build."""
 
 from __future__ import annotations
 
@@ -213,3 +214,63 @@ def test_normalized_text_maps_back_onto_the_original(text):
     for finding in findings:
         assert text[finding.start:finding.end] == finding.value
     assert all(a.end <= b.start for a, b in itertools.pairwise(findings)), "by position, never overlapping"
+
+
+# -- the owner's own values ---------------------------------------------------------------------------
+
+OWN = ("5550132", "张三丰", "幸福路12弄", "Lily Chen", "110105194912310021")
+
+
+@pytest.mark.parametrize("text, value", [
+    ("我的号码是 ５５５ ０１３２", "５５５ ０１３２"),
+    ("打五五五零一三二", "五五五零一三二"),
+    ("call five five five oh one three two", "five five five oh one three two"),
+    ("555-0132 is my line", "555-0132"),
+    ("别跟张 三 丰说", "张 三 丰"),
+    ("ask LILY CHEN tomorrow", "LILY CHEN"),
+    ("住在幸福路十二弄", "幸福路十二弄"),
+    ("身份证 １１０１０５ １９４９１２３１ ００２１", "１１０１０５ １９４９１２３１ ００２１"),
+])
+def test_the_owners_values_are_found_in_any_spelling(text, value):
+    scrubbed, findings = Scrubber(private_values=OWN).scrub(text)
+    assert scrubbed == text.replace(value, "<PRIVATE>")
+    assert [(f.type, f.value) for f in findings] == [("PRIVATE", value)]
+
+
+def test_the_owners_values_are_whole_words_and_need_a_length():
+    scrubber = Scrubber(private_values=(*OWN, "A", "12", "Al"))
+    assert scrubber.private.skipped == ("A", "12", "Al")
+    assert scrubber.find("Lilyana Chen") == []
+    assert Scrubber().find("张三丰") == [], "no values, no PRIVATE"
+
+
+def test_the_values_file_has_comments_and_a_missing_one_is_a_config_error(tmp_path):
+    from doppel.errors import ConfigError
+    from doppel.pii.private import load_private_values
+
+    values = tmp_path / "private.txt"
+    values.write_text("# my numbers\n13812345678\n\n  建国路88号3栋  \n# people\n张三丰\n", encoding="utf-8")
+    assert load_private_values(values) == ("13812345678", "建国路88号3栋", "张三丰")
+    assert load_private_values("") == ()
+    with pytest.raises(ConfigError, match=r"privacy\.private_values = .*cannot read it"):
+        load_private_values(tmp_path / "missing.txt")
+
+
+def test_the_build_removes_the_owners_values(tmp_path):
+    from data_helpers import Chat
+
+    from doppel.config import settings_from_dict
+    from training.dataset.build import BuildOptions, build_dataset
+
+    values = tmp_path / "private.txt"
+    values.write_text("# mine\n5550132\n张三丰\n", encoding="utf-8")
+    settings = settings_from_dict({"privacy": {"private_values": str(values)}})
+    options = BuildOptions.from_settings(settings.data, settings.privacy)
+    assert options.private_values == str(values)
+    dm = Chat("dm", name="Ann")
+    messages = [dm.say("Ann", "你座机多少"), dm.say("Mia", "５５５ ０１３２"), dm.say("Ann", "张三丰呢"),
+                dm.say("Mia", "别提张 三 丰"), dm.say("Mia", "打五五五零一三二也行")]
+    result = build_dataset(messages, tmp_path / "out", options)
+    written = result.samples_path.read_text(encoding="utf-8")
+    assert "<PRIVATE>" in written and "张" not in written and "555" not in written and "五五五" not in written
+    assert "5550132" not in result.report_path.read_text(encoding="utf-8")

@@ -25,8 +25,9 @@ from doppel.errors import InputError
 from doppel.pii import Scrubber
 from doppel.pii.findings import Finding
 from doppel.pii.placeholders import render
+from doppel.pii.private import load_private_values
 from doppel.prompt import DEFAULT_PERSONA, owner_zone, persona_prompt
-from doppel.settings_sections import DataSettings
+from doppel.settings_sections import DataSettings, PrivacySettings
 from training.dataset.clean import Blocklist, CleanOptions, CleanStats, clean
 from training.dataset.report import format_summary, make_report, write_report
 from training.dataset.samples import SampleOptions, SampleStats, build_samples, length_counter
@@ -59,11 +60,14 @@ class BuildOptions:
     exclude_contacts: tuple[str, ...] = ()
     blocklist: tuple[str, ...] = ()
     tz: str = ""                # the owner's zone ([data] tz); empty: this machine's
+    private_values: str = ""    # the owner's file of values to remove ([privacy] private_values)
 
     @classmethod
-    def from_settings(cls, data: DataSettings | None = None, **overrides) -> BuildOptions:
-        """The ``[data]`` settings, with command-line ``overrides`` (``None`` and ``()`` mean: not given)."""
-        values = (data or DataSettings()).model_dump()
+    def from_settings(cls, data: DataSettings | None = None, privacy: PrivacySettings | None = None,
+                      **overrides) -> BuildOptions:
+        """The ``[data]`` (and ``[privacy]``) settings, with command-line ``overrides`` (``None``
+        and ``()`` mean: not given)."""
+        values = (data or DataSettings()).model_dump() | (privacy.model_dump() if privacy else {})
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         values.update({k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
                        if v is not None and v != ()})
@@ -135,7 +139,7 @@ def build_dataset(messages: Iterable[Message], out_dir: str | Path, options: Bui
     """Run the whole pipeline on ``messages`` and write ``samples.jsonl`` and the report to ``out_dir``."""
     options = options or BuildOptions()
     out_dir = Path(out_dir)
-    scrubber = scrubber or Scrubber()
+    scrubber = scrubber or Scrubber(private_values=load_private_values(options.private_values))
     counter = length_counter(options.length_model or None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
