@@ -170,4 +170,4 @@ def chat_engine_from_settings(settings, redis, resolve_model: ResolveModel = mod
         tz=owner_zone(settings.data.tz),
     )
     return ChatEngine(redis, Keys(settings.redis.prefix), model, settings.adapters_root(), options,
-                      max_loaded_adapters=m.max_cpu_loras)
+                      postprocess=PostProcessor.from_settings(settings), max_loaded_adapters=m.max_cpu_loras)

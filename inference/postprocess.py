@@ -2,9 +2,13 @@
 
 The reply is split on the burst separator into the messages the bot sends one by one; empty
 parts and "AI-isms" (a clone never says it is a language model) are removed, as is a runaway
-repetition (one symbol sampled until the token limit); and any phone,
-e-mail, ID, card or similar pattern is redacted with the same scrubber that cleans training data,
-so the clone cannot leak what the base model or the data might contain.
+repetition (one symbol sampled until the token limit); and any phone, e-mail, ID, card or
+similar value, in any spelling, and any of the owner's own values (``[privacy] private_values``)
+is redacted with the same scrubber that cleans training data, so the clone cannot leak what the
+base model or the data might contain. The reply is redacted as a whole, before it is split: a
+number split across two burst parts ("138 1234" then "5678") is still one number.
+
+Tested in ``tests/inference/test_postprocess.py``.
 """
 
 from __future__ import annotations
@@ -37,16 +41,21 @@ class PostProcessor:
         self.scrubber = scrubber
         self.max_parts = max_parts
 
+    @classmethod
+    def from_settings(cls, settings) -> PostProcessor:
+        """The worker's filter: the scrubber with the owner's ``[privacy] private_values``."""
+        from doppel.pii import Scrubber
+        from doppel.pii.private import load_private_values
+
+        return cls(Scrubber(private_values=load_private_values(settings.privacy.private_values)))
+
     def parts(self, text: str) -> tuple[str, ...]:
         text = _LEAKED_TOKENS.split(text, maxsplit=1)[0]
         runaway = _RUNAWAY.search(text)
         if runaway:
             text = text[: runaway.start()] + runaway.group(1) * RUNAWAY_KEEP
-        kept = []
-        for part in split_burst(text):
-            if _AI_ISMS.search(part):
-                continue
-            kept.append(self.redact(part))
+        # The whole reply at once: each part alone would hide a number split across two of them.
+        kept = [part for part in split_burst(self.redact(text)) if not _AI_ISMS.search(part)]
         return tuple(kept[: self.max_parts])
 
     def redact(self, text: str) -> str:

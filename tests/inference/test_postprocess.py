@@ -1,4 +1,5 @@
-"""What leaves the worker: burst parts, no AI-isms, no private data, no leaked template tokens."""
+"""What leaves the worker: burst parts, no AI-isms, no private data (redacted across the whole
+reply, with the owner's private values), no leaked template tokens."""
 
 from __future__ import annotations
 
@@ -46,3 +47,30 @@ def test_a_runaway_repetition_ends_the_message(generated, expected):
                                    "it costs 1000000000000 dollars", "-------------\nmenu"])
 def test_a_persons_own_repetition_is_kept(typed):
     assert PostProcessor(scrubber=Scrubber()).parts(typed) == (typed,)
+
+
+@pytest.mark.parametrize("generated", ["我电话 138 1234\n\n5678 记一下", "我电话1381234\n\n5678",
+                                       "号码 138\n\n1234 5678"])
+def test_a_phone_number_split_across_two_burst_parts_is_redacted(generated):
+    assert Scrubber().find("138 1234") == [] and Scrubber().find("5678 记一下") == [], "each part alone hides it"
+    parts = PostProcessor().parts(generated)
+    joined = "".join(parts)
+    assert "<PHONE>" in joined and not any(d in joined for d in ("138", "1234", "5678")), parts
+
+
+def test_redaction_numbers_values_across_the_whole_reply():
+    parts = PostProcessor().parts("call 13812345678\n\nor 13987654321\n\n13812345678 is better")
+    assert parts == ("call <PHONE_1>", "or <PHONE_2>", "<PHONE_1> is better")
+
+
+@pytest.mark.parametrize("generated", ["my landline is ５５５ ０１３２", "打 5 5 5 0 1 3 2", "五五五零一三二找我",
+                                       "ask L I L Y chen", "别告诉ＬＩＬＹ ＣＨＥＮ"])
+def test_the_owners_private_values_are_blocked_in_any_spelling(tmp_path, generated):
+    from doppel.config import settings_from_dict
+
+    values = tmp_path / "private.txt"
+    values.write_text("# the owner's\n5550132\nLily Chen\n", encoding="utf-8")
+    settings = settings_from_dict({"privacy": {"private_values": str(values)}})
+    (part,) = PostProcessor.from_settings(settings).parts(generated)
+    assert "<PRIVATE>" in part and not any(c.isdigit() for c in part) and "lily" not in part.lower(), part
+    assert PostProcessor().parts(generated) == (generated,), "without the file nothing is redacted"
