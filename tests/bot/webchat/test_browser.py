@@ -99,3 +99,25 @@ async def test_chat_in_a_real_browser(make_settings, make_worker, redis_url, syn
             await browser.close()
     for name in ("web_chat.png", "web_chat_group.png"):
         assert (ARTIFACTS / name).stat().st_size > 20_000, f"{name} is a real screenshot"
+
+
+async def test_a_guest_sees_their_place_in_line_and_is_told_when_let_go(make_settings, redis_url):
+    settings = make_settings(bot=FAST_BOT, web={"port": 0, "friends": False, "guest_idle_s": 2.0})
+    async with serving_web(settings, redis_url) as platform, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(platform.url)
+            await page.locator("#join-name").fill("Ann")
+            await page.locator("#join-name").press("Enter")
+            await expect(page.locator("#me")).to_contain_text("Ann")
+            dm = next(iter(platform.guests)).id
+            platform.line._tell("web:dm:" + dm, 3)  # what the line says while others are answered first
+            await expect(page.locator("#queue")).to_have_text("The clone is busy: you are number 3 in line.")
+            platform.line._tell("web:dm:" + dm, 0)
+            await expect(page.locator("#queue")).to_be_hidden()
+            await expect(page.locator("#join")).to_be_visible(timeout=10_000)  # two silent seconds: let go
+            await expect(page.locator("#join-error")).to_contain_text("You were away for a while")
+            await expect(page.locator("#join-name")).to_have_value("Ann")
+        finally:
+            await browser.close()
