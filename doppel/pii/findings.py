@@ -10,6 +10,8 @@ QQ numbers, WeChat IDs, licence plates. ``<PRIVATE>`` is a value the owner liste
 Values are compared in their normalized form (``doppel.pii.normalize``), so "138 1234 5678",
 "１３８１２３４５６７８" and "一三八一二三四五六七八" are one value, and so are an e-mail and its
 spelled-out form.
+
+Tested in ``tests/doppel/test_pii.py`` (numbering, overlaps) and ``tests/doppel/test_pii_spellings.py``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ versions, timestamps and order numbers are left alone.
 Speed: every pattern is compiled once (module constants, immutable), and a text runs only the
 detectors whose cheap trigger (a digit, an ``@``, ``://``, a keyword) it contains; most chat
 messages have none and cost one regex search.
+
+Tested in ``tests/doppel/test_pii.py`` (what is replaced, what is left alone) and
+``tests/doppel/test_pii_spellings.py``.
 """
 
 from __future__ import annotations

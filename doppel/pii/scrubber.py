@@ -7,6 +7,8 @@ The detectors: the patterns (``doppel.pii.patterns``), numbers however they are 
 (``doppel.pii.numbers``), the kinds that are not plain numbers (``doppel.pii.kinds``) and the
 owner's own values (``doppel.pii.private``). Stateless once built, so one instance serves a whole
 dataset build or the worker's output redaction.
+
+Tested in ``tests/doppel/test_pii.py`` and ``tests/doppel/test_pii_spellings.py``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ and Taiwan IDs, the issued ranges of US social security numbers and of North Ame
 
 Precision matters as much as recall (an order number scrubbed as a card teaches the model
 nonsense), so the scrubber validates numbers, not just their shape.
+
+Tested in ``tests/doppel/test_pii.py`` (Luhn, IBAN, CN IDs) and ``tests/doppel/test_pii_spellings.py``
+(HK/TW IDs, SSNs, through the spellings).
 """
 
 from __future__ import annotations

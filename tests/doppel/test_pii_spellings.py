@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from doppel.pii import Scrubber
 from doppel.pii.normalize import normalize
 from doppel.pii.placeholders import PLACEHOLDER
+from doppel.pii.validators import cn_id15_ok, hk_id_ok, nanp_ok, ssn_ok, tw_id_ok
 from training.pii_eval import spellings
 from training.pii_eval.adversarial import generate
 from training.pii_eval.evalset import read
@@ -57,6 +58,11 @@ def test_the_check_digits_of_the_planted_ids_follow_their_rules():
             assert (spellings.hk_check(letters, hk[len(letters):-1]) == hk[-1]) is valid, hk
             tw = spellings.tw_id(rng, valid=valid)
             assert (spellings.tw_check(tw[0], tw[1:9]) == tw[9]) is valid, tw
+            # The scrubber's validators, written apart from the generator, agree with it.
+            assert hk_id_ok(letters, hk[len(letters):-1], hk[-1]) is valid and tw_id_ok(tw) is valid
+    assert ssn_ok("123456789") and not ssn_ok("666123456") and not ssn_ok("123006789") and not ssn_ok("900123456")
+    assert nanp_ok("4155550132") and nanp_ok("14155550132") and not nanp_ok("4151550132")
+    assert cn_id15_ok("110105491231002") and not cn_id15_ok("110105491331002")
 
 
 def test_numbers_are_spelled_as_people_write_them():
@@ -199,6 +205,14 @@ def test_a_spelled_value_is_replaced_on_its_own_span_and_nowhere_else(before, pl
     runs = re.findall(r"[0-9Xx]+", re.sub(r"[\s.\-/_·,]", "", normalize(scrubbed).text))
     assert not any(digits.rstrip("X") in run for run in runs), (text, scrubbed)
     assert SCRUBBER.scrub(scrubbed)[0] == scrubbed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_NOISE, _spelled_value().map(lambda planted: planted[1])), max_size=5),
+       st.sampled_from(["", " ", "\n\n", "，"]))
+def test_scrubbing_scrubbed_text_finds_nothing_new_even_when_values_are_glued(pieces, glue):
+    once = SCRUBBER.scrub(glue.join(pieces))[0]
+    assert SCRUBBER.scrub(once) == (once, [])
 
 
 @settings(max_examples=300, deadline=None)
