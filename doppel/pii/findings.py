@@ -30,8 +30,8 @@ PRIVATE = "PRIVATE"
 # value that a detector also finds keeps the detector's type: "<PHONE>" says more).
 _PRIORITY = MappingProxyType({name: rank for rank, name in enumerate(
     ("URL", "EMAIL", "SECRET", "ID", "IBAN", "CARD", "PHONE", "IP", "ADDRESS", PRIVATE))})
-_SPELLED_AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+|\s*@\s*", re.IGNORECASE)
-_SPELLED_DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*", re.IGNORECASE)
+_SPELLED_AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+|\s*@\s*|\s*艾特\s*", re.IGNORECASE)
+_SPELLED_DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*|\s*[点點]\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 (``doppel.pii.normalize``): Hong Kong and Taiwan IDs (by their check digits), passport numbers,
 WeChat IDs and licence plates (by their shapes and, where the shape is not enough, a context
 word), a password that is a date, e-mails spelled out ("name at domain dot com", ``[at]``,
-``(at)``, spaces around ``@``) or with internationalized names, and an estate named as where
-someone lives. All of them are ``ID`` but the password (``SECRET``), the e-mails (``EMAIL``) and
-the estate (``ADDRESS``).
+``(at)``, spaces around ``@``, "name 艾特 qq 点 com") or with internationalized names, and an
+estate named as where someone lives. All of them are ``ID`` but the password (``SECRET``), the
+e-mails (``EMAIL``) and the estate (``ADDRESS``).
 
 Each detector returns (type, start, end) spans of the normalized text. Tested in
 ``tests/doppel/test_pii_spellings.py``.
@@ -20,8 +20,8 @@ Span = tuple[str, int, int]
 
 # The words these kinds need when a text has no digit, searched in the lower-cased text; a text
 # with neither is not looked at.
-TRIGGER_FIRST = "a@护護pv微wx小花家新公山社密口"
-TRIGGER_WORDS = (r"(?<![a-z])at(?![a-z])|@|护照|護照|passport|微信|vx|wx|wechat|weixin|"
+TRIGGER_FIRST = "a@艾护護pv微wx小花家新公山社密口"
+TRIGGER_WORDS = (r"(?<![a-z])at(?![a-z])|@|艾特|护照|護照|passport|微信|vx|wx|wechat|weixin|"
                  r"小区|花园|家园|新村|公寓|山庄|社区|密码|密碼|口令|password|passcode|pin|pwd")
 TRIGGER = re.compile(f"(?=[{TRIGGER_FIRST}])(?:{TRIGGER_WORDS})")
 
@@ -35,9 +35,9 @@ PASSPORT = re.compile(
     r"(?=[A-Za-z0-9]*\d[A-Za-z0-9]*\d)[A-Za-z0-9]{8,9})(?![A-Za-z0-9])")
 
 WECHAT = re.compile(
-    r"(?:微信|(?<![A-Za-z])(?i:vx|wx|weixin|wechat))(?P<label>\s?(?:号|號|(?i:id)|账号))?\s*"
+    r"(?:微信|(?<![A-Za-z])(?i:vx|wx|weixin|wechat)(?![A-Za-z]))(?P<label>\s?(?:号|號|(?i:id)|账号))?\s*"
     r"(?P<sep>(?i:is)\s+|是|为|:|：)?\s*(?:加)?\s*(?P<v>[A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9])")
-WXID = re.compile(r"(?<![A-Za-z0-9])wxid_[A-Za-z0-9]{6,24}(?![A-Za-z0-9])")
+WXID = re.compile(r"(?<![A-Za-z0-9])wxid_[A-Za-z0-9]{3,24}(?![A-Za-z0-9])")
 
 PLATE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Za-hj-np-z]\s?[·•・.\- ]?\s?"
@@ -52,8 +52,8 @@ DATE_SECRET = re.compile(
 
 # -- e-mails spelled out ----------------------------------------------------------------------------
 
-_AT = r"(?:\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*|\s+(?:at|AT)\s+|\s*@\s*)"
-_DOT = r"(?:\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*|\s+(?:dot|DOT)\s+|\.)"
+_AT = r"(?:\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*|\s+(?:at|AT)\s+|\s*@\s*|\s*艾特\s*)"
+_DOT = r"(?:\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*|\s+(?:dot|DOT)\s+|\.|\s*[点點]\s*)"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _IDN_TLDS = "中国|中國|公司|网络|網絡|在线|广告|移动|香港|台湾|台灣|рф|онлайн|сайт"
 SPELLED_EMAIL = re.compile(
@@ -125,7 +125,7 @@ def find_kinds(text: str, lower: str, has_digit: bool) -> list[Span]:
 # What each detector needs, for a cheap look before it runs.
 _LETTER_DIGITS = re.compile(r"[A-Za-z]\d{6}")
 _GATES = re.compile(r"(?P<passport>护照|護照|passport)|(?P<birthday>生日|出生|birth|bday|b-day|dob)|"
-                    r"(?P<wechat>微信|vx|wx|weixin|wechat)|(?P<at>@|(?<![a-z])at(?![a-z]))|"
+                    r"(?P<wechat>微信|vx|wx|weixin|wechat)|(?P<at>@|艾特|(?<![a-z])at(?![a-z]))|"
                     r"(?P<estate>小区|花园|家园|新村|公寓|山庄|社区)")
 
 
@@ -145,6 +145,8 @@ def _spelled_emails(text: str) -> list[Span]:
                 keep -= 1
             start += keep
             local = local[keep:]
+        if at == "@" and (local + domain).isascii():
+            continue  # a plain address: the e-mail pattern judges it (photo_1@02-01-2023_10-00-00.jpg is none)
         labels = [p for p in _DOT_SPLIT.split(domain) if p]
         if len(local) < 2 or local.split()[-1].lower() in _NOT_LOCAL or \
                 any(label.lower() in ("dot", "at") for label in labels):

@@ -38,16 +38,22 @@ _ZH_NUMERALS = frozenset("零〇一幺二两三四五六七八九十百千")
 MOBILE = re.compile(r"(?:0086|86)?1[3-9]\d{9}")
 _MOBILE_SHAPES = frozenset({(11,), (3, 4, 4), (3, 8), (7, 4), (4, 4, 3), (3, 3, 5), (4, 7)})
 _NANP_SHAPES = frozenset({(3, 3, 4), (1, 3, 3, 4)})
+# What people space digits with when they write them one or two at a time (a comma makes a list).
+_SPACING = frozenset(" -./_·•|")
 
 QQ_BEFORE = re.compile(r"(?:QQ|qq|Qq|扣扣|企鹅)\s?(?:号码|號碼|号|號|账号|number|no\.?|#)?\s*(?:is\s+|是|为|:|：)?\s*$")
 SSN_BEFORE = re.compile(r"(?:\bSSN|\bssn|social security(?: number| no\.?)?|\bsocial|社会安全号码?|社安号)"
                         r"\s*(?:#|number|no\.?)?\s*(?:is\s+|was\s+|:|：|=)?\s*$", re.IGNORECASE)
 ID15_BEFORE = re.compile(r"(?:身份证|身份證|证件|證件|\bID\b|\bid card|identity)[^\n<>]{0,10}$", re.IGNORECASE)
+# "code" alone only as "the code is ..." or a one-time code's name: a zip, area, error or status
+# code, or code=1008 in a line of a program, is none.
 CODE_BEFORE = re.compile(
-    r"(?:验证码|驗證碼|校验码|动态码|提取码|密码|密碼|口令|\bpin\b|\bpasscode|\bpassword|"
+    r"(?:(?:验证码|驗證碼|校验码|动态码|提取码|密码|密碼|口令|\bpin\b|\bpasscode|\bpassword|"
+    r"\b(?:verification|security|access|login|otp|sms|2fa|auth|confirmation|one-time|one time)\s*code)"
+    r"[^\n\d<>]{0,12}|"
     r"(?<!zip )(?<!area )(?<!postal )(?<!post )(?<!country )(?<!promo )(?<!coupon )(?<!error )(?<!status )"
     r"(?<!discount )(?<!invite )(?<!referral )(?<!dress )(?<!source )(?<!qr )(?<!bar )(?<!product )"
-    r"\bcode)[^\n\d<>]{0,12}$",
+    r"\bcode\s*(?:is|was|:|：)\s*)$",
     re.IGNORECASE)
 
 
@@ -160,7 +166,8 @@ def _classify(norm: Normalized, digits: str, shape: tuple[int, ...], sep: str, s
             return "SECRET", False
     if plain:
         return None
-    spelled = all(size == 1 for size in shape) or _spelled(norm, start, end)
+    # One digit at a time is a way of spelling a number; with commas it is a list (8, 8, 7, 6, ...).
+    spelled = (all(size == 1 for size in shape) and sep in _SPACING) or _spelled(norm, start, end)
     if len(digits) == 18 and cn_id_ok(digits):
         return "ID", False
     if MOBILE.fullmatch(digits) and (spelled or _mobile_shape(shape, len(digits) - 11, sep)):
@@ -182,4 +189,4 @@ def _mobile_shape(shape: tuple[int, ...], prefix: int, sep: str) -> bool:
         shape = shape[1:]
     elif prefix:
         shape = (shape[0] - prefix, *shape[1:])
-    return shape in _MOBILE_SHAPES or (sep != "." and all(size <= 2 for size in shape))
+    return shape in _MOBILE_SHAPES or (sep in _SPACING and sep != "." and all(size <= 2 for size in shape))

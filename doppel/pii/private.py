@@ -6,7 +6,8 @@ filter blocks, as type ``PRIVATE``.
 A value is matched in any spelling the normalizer produces (``doppel.pii.normalize``): full-width
 or other-script digits, Chinese numerals, number words, with any separators or spaces between its
 characters, in any letter case. "13812345678" is found in "１３８ １２３４ ５６７８",
-"138.1234.5678", "一三八一二三四五六七八" and "+86 138-1234-5678"; "建国路88号" in "建国路八十八号".
+"138.1234.5678", "一三八一二三四五六七八" and "+86 138-1234-5678"; "建国路88号" in "建国路八十八号";
+an e-mail also with "@" and "." spelled out ("mia at example dot com", "mia 艾特 example 点 com").
 A Latin name matches only as a whole word ("Ann" is not in "Annual"); a value too short to be
 told apart from ordinary text (one character, fewer than four digits) is skipped, and listed by
 ``PrivateValues.skipped``.
@@ -24,8 +25,11 @@ from pathlib import Path
 from doppel.errors import ConfigError
 from doppel.pii.normalize import canonical
 
-# What may stand between two characters of a value: spaces, line breaks and separators.
+# What may stand between two characters of a value: spaces, line breaks and separators; in an
+# e-mail also the spelled-out "@" and ".".
 _BETWEEN = r"[\s\-./_·•,、|:：()（）\[\]]*"
+_AT = r"\s*(?:@|[\[({<]\s*at\s*[\])}>]|\bat\b|艾特)\s*"
+_DOT_BETWEEN = r"(?:[\s\-./_·•,、|:：()（）\[\]]|[\[({<]?\s*(?:\bdot\b|点|點)\s*[\])}>]?)*"
 
 
 def load_private_values(path: str | Path | None, key: str = "privacy.private_values") -> tuple[str, ...]:
@@ -59,7 +63,11 @@ class PrivateValues:
 
     @staticmethod
     def _pattern(key: str) -> str:
-        body = _BETWEEN.join(re.escape(c) for c in key)
+        if "@" in key[1:-1]:
+            local, domain = key.split("@", 1)
+            body = _AT.join(_DOT_BETWEEN.join(re.escape(c) for c in part) for part in (local, domain))
+        else:
+            body = _BETWEEN.join(re.escape(c) for c in key)
         digits = key.isdigit()
         before = r"(?<![0-9])" if digits and len(key) < 7 else r"(?<![A-Za-z0-9])" if key[0].isascii() and \
             key[0].isalpha() else ""

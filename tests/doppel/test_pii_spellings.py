@@ -111,6 +111,7 @@ SCRUBBER = Scrubber()
     ("ｍｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ 是我邮箱", "ｍｉａ＠ｅｘａｍｐｌｅ．ｃｏｍ", "<EMAIL>"),
     ("write to hans@bücher.de", "hans@bücher.de", "<EMAIL>"),
     ("我的邮箱是李明@公司.cn，记得抄送", "李明@公司.cn", "<EMAIL>"),
+    ("我邮箱是zhangsan艾特qq点com", "zhangsan艾特qq点com", "<EMAIL>"),
     # Chinese addresses
     ("我家住建国路八十八号，来玩", "建国路八十八号", "<ADDRESS>"),
     ("寄到建国路８８号３栋２单元５０１室", "建国路８８号３栋２单元５０１室", "<ADDRESS>"),
@@ -153,7 +154,7 @@ def test_every_spelling_family_is_replaced_where_it_was_typed(text, value, place
     "zoom id 912 345 6789", "会议号 812 3456 7890", "1990年出生", "十一号出发", "地铁十号线", "八十八号选手",
     "not valid: 000-12-3456", "A123456(5) 校验位不对", "型号E12345678", "评分 4.5, 4.6, 4.8, 4.9",
     "I'm at home dot dot dot", "十二点半见", "两万五一个月", "比分三比一", "第一二三名都有奖",
-    "WeChat Pay 3.2.1 is out",
+    "WeChat Pay 3.2.1 is out", "小明艾特了我，三点见", "一点点就好",
 ])
 def test_look_alikes_in_the_same_spellings_are_left_alone(text):
     assert SCRUBBER.scrub(text) == (text, [])
@@ -232,7 +233,7 @@ def test_normalized_text_maps_back_onto_the_original(text):
 
 # -- the owner's own values ---------------------------------------------------------------------------
 
-OWN = ("5550132", "张三丰", "幸福路12弄", "Lily Chen", "110105194912310021")
+OWN = ("5550132", "张三丰", "幸福路12弄", "Lily Chen", "110105194912310021", "mia.chen@example.com")
 
 
 @pytest.mark.parametrize("text, value", [
@@ -244,6 +245,7 @@ OWN = ("5550132", "张三丰", "幸福路12弄", "Lily Chen", "11010519491231002
     ("ask LILY CHEN tomorrow", "LILY CHEN"),
     ("住在幸福路十二弄", "幸福路十二弄"),
     ("身份证 １１０１０５ １９４９１２３１ ００２１", "１１０１０５ １９４９１２３１ ００２１"),
+    ("找 mia dot chen 艾特 example 点 com", "mia dot chen 艾特 example 点 com"),
 ])
 def test_the_owners_values_are_found_in_any_spelling(text, value):
     scrubbed, findings = Scrubber(private_values=OWN).scrub(text)
