@@ -7,6 +7,8 @@
   import them only inside functions, so ``doppel --help`` and a bot host stay light.
 * training/ stays a tree a newcomer can read: at most ten entries at its top level.
 * Every module starts with a docstring; none is over 400 lines but the data tables.
+* Tests mirror the tree: a module without ``tests/<its path>/test_<name>.py`` names in its
+  docstring the tests that cover it.
 """
 
 from __future__ import annotations
@@ -66,3 +68,17 @@ def test_no_module_is_over_400_lines_but_the_data_tables():
     long = {str(p.relative_to(ROOT)): n for p in _modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not set(long) - DATA_TABLES, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_a_module_without_a_test_file_says_where_it_is_tested():
+    silent = []
+    for path in _modules():
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        relative = path.relative_to(ROOT)
+        if (ROOT / "tests" / relative.parent / f"test_{path.stem}.py").exists():
+            continue
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if "tests/" not in docstring and "Not tested on its own" not in docstring:
+            silent.append(str(relative))
+    assert not silent, f"modules with no test file of their own that do not say where they are tested: {silent}"
