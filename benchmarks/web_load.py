@@ -334,7 +334,8 @@ async def bench(redis: BenchRedis, workdir: Path, args) -> dict:
     load_before = load_average()
     prefix = f"webload{uuid.uuid4().hex[:8]}"
     env = environment(memory_gib=memory_gib(), redis_server=await server_version(redis.url), redis=redis.kind)
-    server = WebServer(server_config(workdir, redis.url, prefix, args), workdir / "web.log")
+    server = WebServer(server_config(workdir, redis.url, prefix, args),
+                       Path(args.server_log) if args.server_log else workdir / "web.log")
     tally, samples = Tally(), []
     reaper = Reaper()
     reaper.watch(redis.pid)
@@ -456,6 +457,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reply-timeout-s", type=float, default=30.0, help="a reply later than this is lost")
     parser.add_argument("--warmup-s", type=float, default=10.0, help="when the first RSS and task figures are read")
     parser.add_argument("--shards", type=int, default=RelaySettings().shards, help="[relay] shards")
+    parser.add_argument("--server-log", default=None, help="keep the web chat's log here (default: scratch, deleted)")
     add_output_options(parser, redis_url=True)
     args = parser.parse_args(argv)
     for name in ("guests", "seconds", "interval_s", "reply_timeout_s", "warmup_s", "guest_idle_s", "shards"):

@@ -60,6 +60,10 @@ CLONE_ID = "clone"
 GROUP_PREFIX = "web:group:"
 _GUEST_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _QUEUE_EVENTS = 2000  # a page this far behind is disconnected; it reconnects and gets the backlog
+# Messages handed to the core at once (at most half the Redis pool); the rest wait their turn.
+# Each holds a connection while the core records it, and the pool refuses (MaxConnectionsError)
+# past its size: hundreds of guests sending in the same instant must queue here, not fail there.
+_HANDLING_AT_ONCE = 32
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class WebPlatform(Platform):
         self.guests = Guests(self.web.max_guests, self.web.guest_idle_s)
         self.limits = Windows()
         self.line = None  # bot.webchat.line.Line once listening
+        self._handling = asyncio.Semaphore(_HANDLING_AT_ONCE)  # sized to the core's pool in listen
         self._reserved: dict[str, str] = {}  # skeleton -> a name no guest may pass for
         self._reserve(self.clone.name, self.owner.name, owner_name(settings))
 
@@ -151,6 +156,8 @@ class WebPlatform(Platform):
         from bot.webchat.line import Line
 
         self.core = core
+        pool_size = getattr(core.redis.connection_pool, "max_connections", 0) or 2 * _HANDLING_AT_ONCE
+        self._handling = asyncio.Semaphore(max(1, min(_HANDLING_AT_ONCE, pool_size // 2)))
         self.line = Line(core.redis, core.keys, core.client.bot, core.client.shards, self.publish)
         self._tasks.append(asyncio.create_task(
             web_panel.watch(core.redis, core.keys, lambda event: self.broadcast({"type": "adapter"})),
@@ -333,11 +340,12 @@ class WebPlatform(Platform):
         message = self._message(channel, user, text, reply_to if isinstance(reply_to, str) else "")
         quoted = message["reply_to"]
         mention = re.search(rf"(?<![\w@])@{re.escape(self.username)}(?!\w)", text, re.IGNORECASE)
-        await self.core.handle(Incoming(
-            platform=self.name, channel=channel, chat_type=self.chat_type_of(channel), author_id=user.id,
-            author_name=user.name, text=text, message_id=message["id"], at=message["at"],
-            mentions_me=mention is not None, replies_to_me=bool(quoted and quoted["author"]["id"] == CLONE_ID),
-        ))
+        async with self._handling:
+            await self.core.handle(Incoming(
+                platform=self.name, channel=channel, chat_type=self.chat_type_of(channel), author_id=user.id,
+                author_name=user.name, text=text, message_id=message["id"], at=message["at"],
+                mentions_me=mention is not None, replies_to_me=bool(quoted and quoted["author"]["id"] == CLONE_ID),
+            ))
         if user.kind == "guest" and channel.startswith(DM_PREFIX) and self.line is not None:
             self.line.watch(channel)  # after handle: its request (if any) is on the stream now
         return message

@@ -194,3 +194,19 @@ def test_windows_are_taken_all_or_none_and_swept_when_spent():
     now[0] = 100.0
     windows.sweep()
     assert len(windows) == 0, "spent windows are dropped: a flood of addresses leaves nothing behind"
+
+
+async def test_a_crowd_sending_at_once_queues_instead_of_failing(run_web, make_worker, redis_url):
+    """More messages at the same instant than the Redis pool has connections (100): they wait their
+    turn for the core, none fails with 'the message could not be delivered'."""
+    crowd = 130
+    async with run_web(web={"max_guests": crowd}) as platform, running(make_worker(redis_url)), \
+            contextlib.AsyncExitStack() as stack:
+        guests = await asyncio.gather(*(stack.enter_async_context(page(platform, name=f"Guest {n}"))
+                                        for n in range(crowd)))
+        nonces = await asyncio.gather(*(g.send(g.channel("dm"), "all at once") for g in guests))
+        answers = await asyncio.gather(*(g.answer(nonce) for g, nonce in zip(guests, nonces, strict=True)))
+        failed = [a["message"] for a in answers if a["type"] != "sent"]
+        assert not failed, f"{len(failed)} of {crowd} failed: {failed[:3]}"
+        await eventually(lambda: all(g.texts(g.channel("dm"), "clone") for g in guests), timeout=30,
+                         what="every reply")
