@@ -57,6 +57,11 @@ CODE_BEFORE = re.compile(
     re.IGNORECASE)
 
 
+# A word that one of the context patterns needs, for a cheap look first.
+_CONTEXT_CUE = re.compile(r"(?i:qq|ssn|social|\bid\b|id card|identity|pin|pass|code)|"
+                          r"扣扣|企鹅|社会|社安|身份|证|證|码|碼|口令")
+
+
 @dataclass(frozen=True)
 class Run:
     """One digit run of the normalized text: its groups (start, end) and the separators between them."""
@@ -115,6 +120,10 @@ def find_numbers(norm: Normalized) -> list[tuple[str, int, int]]:
     for run in runs(text):
         groups = run.groups
         before = text[max(0, groups[0][0] - 24):groups[0][0]]
+        if not _CONTEXT_CUE.search(before):
+            before = ""
+            if len(groups) == 1 and run.x < 0 and not _spelled(norm, groups[0][0], groups[0][1]):
+                continue  # one plain ASCII number and no context word: the patterns' business
         first = 0
         while first < len(groups):
             hit = _longest(norm, run, first, before if first == 0 else "")

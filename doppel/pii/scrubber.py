@@ -88,8 +88,9 @@ class Scrubber:
         its neighbour is gone: the text is searched again with the findings masked the way their
         placeholders will stand (``<...>``), so scrubbing scrubbed text finds nothing new."""
         findings = self._find_once(text)
-        for _ in range(3):
-            if not findings:
+        for _ in range(3 if findings else 0):
+            if not any(_glues(text[max(0, f.start - 2):f.start][::-1]) or _glues(text[f.end:f.end + 2])
+                       or "@" in text[f.end:f.end + 6] for f in findings):
                 break
             masked = list(text)
             for finding in findings:
@@ -298,6 +299,17 @@ class Scrubber:
         findings = [self.find(text) for text in texts]
         return render(texts, findings), findings
 
+
+
+def _glues(near: str) -> bool:
+    """Whether a value may have hidden another one next to it: the next character (``near[0]``,
+    going away from the value) joins a word or number, or a separator comes before a digit."""
+    if not near:
+        return False
+    char = near[0]
+    return char.isdigit() or (char.isascii() and (char.isalnum() or char in "+@._-")) or \
+        "\uff01" <= char <= "\uff5e" or ((char.isspace() or char in "-/._·\u200b\u200c\u200d\u2060\ufeff")
+                                          and near[1:2].isdigit())
 
 
 def _looks_secret(value: str, keyword: str) -> bool:
