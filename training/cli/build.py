@@ -76,7 +76,7 @@ def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: P
     settings = settings_of(obj)
     data = settings.data
     options = BuildOptions.from_settings(
-        data, owner=tuple(data.owner) + owners,
+        data, settings.privacy, owner=tuple(data.owner) + owners,
         blocklist=tuple(data.blocklist) + blocklist + _blocklist_file(blocklist_file),
         **{k: (tuple(v) if isinstance(v, tuple) else v) for k, v in overrides.items()})
     out_dir = out_dir or Path(settings.data_dir) / "dataset"
@@ -94,7 +94,7 @@ def build_cmd(obj, inputs: tuple[Path, ...], owners: tuple[str, ...], out_dir: P
               help="Misses and false positives to print.")
 @click.option("--min-recall", type=click.FloatRange(0, 1), default=None, help="Fail below this recall (default 0.98).")
 @click.option("--min-precision", type=click.FloatRange(0, 1), default=None,
-              help="Fail below this precision (default 0.95).")
+              help="Fail below this precision (default 0.97).")
 def pii_eval_cmd(path: Path | None, show: int, min_recall: float | None, min_precision: float | None) -> None:
     """Recall and precision of the private-data scrubber on a labelled set.
 

@@ -220,3 +220,19 @@ def test_an_unknown_owner_zone_is_one_line_naming_the_key():
     with pytest.raises(ConfigError, match=r"^test: data.tz = 'Mars/Olympus': unknown time zone 'Mars/Olympus'"):
         settings_from_dict({"data": {"tz": "Mars/Olympus"}}, source="test", env={})
     assert settings_from_dict({"data": {"tz": "Asia/Shanghai"}}, env={}).data.tz == "Asia/Shanghai"
+
+
+def test_the_build_command_removes_the_owners_private_values_from_the_config(tmp_path):
+    from types import SimpleNamespace
+
+    export = tmp_path / "result.json"
+    _telegram_export(export)
+    secrets = tmp_path / "private.txt"
+    secrets.write_text("# mine\nwhat should I bring\n", encoding="utf-8")
+    settings = settings_from_dict({"privacy": {"private_values": str(secrets)}}, env={})
+    out = tmp_path / "dataset"
+    result = CliRunner().invoke(build_cmd, [str(export), "--owner", "user100", "--out", str(out)],
+                                obj=SimpleNamespace(settings=settings))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    text = (out / "samples.jsonl").read_text(encoding="utf-8")
+    assert "what should I bring" not in text and "yes!" in text
