@@ -95,6 +95,8 @@ async def test_serve_starts_the_worker_and_the_web_chat_and_stops_cleanly(make_s
 
 
 @pytest.mark.slow
+# The whole reduced pipeline on a 2-core CPU, privacy battery included: over the suite's 300 s default.
+@pytest.mark.timeout(900)
 def test_the_demo_trains_a_clone_that_beats_the_base_model(make_settings, redis_url):
     """The README's demo on a reduced persona: every step runs, the adapter beats base on held-out
     perplexity and is published as the default; a second start reuses everything."""
